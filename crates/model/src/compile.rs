@@ -1,0 +1,625 @@
+//! The compiler: snapshot -> loaded documents -> cross-document checks -> one desired state
+//! per node. Never panics on input; returns every problem found.
+
+use crate::diagnostic::{Code, Diagnostic, normalize};
+use crate::loader::{self, Located};
+use crate::lower::{self, Body, Decl};
+use crate::manifest::{DriftMode, NodeDoc, RoleDoc, Selector, SelectorOperator, StaleApply, Vars};
+use crate::order;
+use crate::selector;
+use crate::snapshot::Snapshot;
+use crate::template::{RESERVED_VARS, Templates};
+use crate::yaml::Pos;
+use minijinja::Value;
+use state::digest::sha256;
+use state::{DESIRED_FORMAT, DesiredResource, DesiredState, Origin, ResourceId, Spec, UnitFile};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Fleet-wide settings after defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetSettings {
+    pub name: String,
+    pub drift_mode: DriftMode,
+    pub drift_interval_ms: u64,
+    pub stale_apply: StaleApply,
+}
+
+/// One inventory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub address: Option<String>,
+    pub file: String,
+    pub line: u32,
+    /// Names of the roles that select this node, in role-name order.
+    pub roles: Vec<String>,
+}
+
+/// One role after checks.
+#[derive(Debug, Clone)]
+pub struct RoleInfo {
+    pub name: String,
+    pub file: String,
+    pub line: u32,
+    pub selector: Selector,
+    /// Names of the nodes it selects.
+    pub nodes: Vec<String>,
+}
+
+/// A compiled fleet: inventory, roles and every node's desired state.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub commit: Option<String>,
+    pub fleet: FleetSettings,
+    pub nodes: BTreeMap<String, NodeInfo>,
+    pub roles: Vec<RoleInfo>,
+    desired: BTreeMap<String, Arc<DesiredState>>,
+}
+
+impl Model {
+    /// The desired state of `node`, `None` if it is not in the inventory.
+    pub fn desired_for(&self, node: &str) -> Option<&DesiredState> {
+        self.desired.get(node).map(|d| &**d)
+    }
+
+    /// Every node's desired state, by node name.
+    pub fn desired(&self) -> impl Iterator<Item = (&str, &DesiredState)> {
+        self.desired.iter().map(|(k, v)| (k.as_str(), &**v))
+    }
+}
+
+/// The result of compiling a snapshot.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub model: Model,
+    /// Every problem, sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Compiled {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Compiles a snapshot of a fleet repository.
+pub fn compile(snapshot: &Snapshot) -> Compiled {
+    let mut diags = Vec::new();
+    let loaded = loader::load(snapshot, &mut diags);
+    let fleet = fleet_settings(&loaded.fleets, &mut diags);
+    let fleet_vars = loaded
+        .fleets
+        .first()
+        .map(|f| vars_to_values(&f.doc.spec.vars, f, "/spec/vars", &mut diags))
+        .unwrap_or_default();
+
+    let nodes = unique_by_name(loaded.nodes, Code::DuplicateNode, "node", &mut diags);
+    let roles = unique_by_name(loaded.roles, Code::DuplicateRole, "role", &mut diags);
+
+    let templates = Templates::new(&snapshot.files);
+    let mut lowered: Vec<(&Located<RoleDoc>, Vec<Decl>, BTreeMap<String, Value>)> = Vec::new();
+    for role in &roles {
+        check_selector(role, &mut diags);
+        let decls = lower::lower_role(role, snapshot, &templates, &mut diags);
+        let vars = vars_to_values(&role.doc.spec.vars, role, "/spec/vars", &mut diags);
+        lowered.push((role, decls, vars));
+    }
+
+    let inventory: Vec<Value> = nodes.iter().map(node_value).collect();
+    let inventory = Value::from(inventory);
+    let mut per_node = PerNode::default();
+    let mut node_infos = BTreeMap::new();
+    let mut desired = BTreeMap::new();
+    let mut role_nodes: Vec<Vec<String>> = vec![Vec::new(); lowered.len()];
+    for node in &nodes {
+        let name = &node.doc.metadata.name;
+        let labels = &node.doc.metadata.labels;
+        let node_vars = vars_to_values(&node.doc.spec.vars, node, "/spec/vars", &mut diags);
+        let node_val = node_value(node);
+        let mut assembly = Assembly::default();
+        let mut role_names = Vec::new();
+        for (ri, (role, decls, role_vars)) in lowered.iter().enumerate() {
+            if !selector::matches(&role.doc.spec.selector, labels) {
+                continue;
+            }
+            role_nodes[ri].push(name.clone());
+            role_names.push(role.doc.metadata.name.clone());
+            let mut ctx: Option<Value> = None;
+            for decl in decls {
+                let spec = match &decl.body {
+                    Body::Static(spec) => spec.clone(),
+                    Body::FileTemplate { base, template } => {
+                        let ctx = ctx.get_or_insert_with(|| {
+                            context(
+                                &fleet_vars,
+                                role_vars,
+                                &node_vars,
+                                &node_val,
+                                &inventory,
+                                role,
+                                &fleet,
+                            )
+                        });
+                        match templates.render(template, ctx) {
+                            Ok(text) => {
+                                let mut f = base.clone();
+                                f.sha256 = Some(sha256(text.as_bytes()));
+                                f.content = Some(Arc::from(text));
+                                Spec::File(f)
+                            }
+                            Err(d) => {
+                                per_node.add(d, name);
+                                continue;
+                            }
+                        }
+                    }
+                    Body::UnitTemplate { base, template } => {
+                        let ctx = ctx.get_or_insert_with(|| {
+                            context(
+                                &fleet_vars,
+                                role_vars,
+                                &node_vars,
+                                &node_val,
+                                &inventory,
+                                role,
+                                &fleet,
+                            )
+                        });
+                        match templates.render(template, ctx) {
+                            Ok(text) => {
+                                let mut s = base.clone();
+                                s.unit = Some(UnitFile {
+                                    sha256: sha256(text.as_bytes()),
+                                    content: Arc::from(text),
+                                });
+                                Spec::Service(s)
+                            }
+                            Err(d) => {
+                                per_node.add(d, name);
+                                continue;
+                            }
+                        }
+                    }
+                };
+                assembly.add(role, decl, spec, name, &mut per_node);
+            }
+        }
+        if role_names.is_empty() && !lowered.is_empty() {
+            let pos = node.pos("/metadata/name");
+            diags.push(
+                Diagnostic::new(
+                    Code::NodeWithoutRole,
+                    &node.file,
+                    pos.line,
+                    pos.column,
+                    format!("node `{name}` is selected by no role"),
+                )
+                .hint("check its labels against the roles' selectors"),
+            );
+        }
+        let resources = assembly.finish(name, &mut per_node);
+        let pos = node.pos("/metadata/name");
+        node_infos.insert(
+            name.clone(),
+            NodeInfo {
+                name: name.clone(),
+                labels: labels.clone(),
+                address: node.doc.spec.address.clone(),
+                file: node.file.clone(),
+                line: pos.line,
+                roles: role_names,
+            },
+        );
+        desired.insert(
+            name.clone(),
+            Arc::new(DesiredState {
+                format: DESIRED_FORMAT,
+                node: name.clone(),
+                commit: snapshot.commit.clone(),
+                labels: labels.clone(),
+                resources,
+            }),
+        );
+    }
+
+    let mut role_infos = Vec::new();
+    for ((role, _, _), nodes_of_role) in lowered.iter().zip(role_nodes) {
+        let pos = role.pos("/spec/selector");
+        if nodes_of_role.is_empty() && !nodes.is_empty() {
+            diags.push(
+                Diagnostic::new(
+                    Code::SelectorMatchesNothing,
+                    &role.file,
+                    pos.line,
+                    pos.column,
+                    format!(
+                        "role `{}` selects no node ({})",
+                        role.doc.metadata.name,
+                        selector::describe(&role.doc.spec.selector)
+                    ),
+                )
+                .hint("check the selector against the nodes' labels"),
+            );
+        }
+        role_infos.push(RoleInfo {
+            name: role.doc.metadata.name.clone(),
+            file: role.file.clone(),
+            line: role.pos("/metadata/name").line,
+            selector: role.doc.spec.selector.clone(),
+            nodes: nodes_of_role,
+        });
+    }
+    per_node.flush(&mut diags);
+    normalize(&mut diags);
+    Compiled {
+        model: Model {
+            commit: snapshot.commit.clone(),
+            fleet,
+            nodes: node_infos,
+            roles: role_infos,
+            desired,
+        },
+        diagnostics: diags,
+    }
+}
+
+fn fleet_settings(
+    fleets: &[Located<crate::manifest::FleetDoc>],
+    diags: &mut Vec<Diagnostic>,
+) -> FleetSettings {
+    if let [first, rest @ ..] = fleets {
+        for extra in rest {
+            let pos = extra.pos("/kind");
+            let first_pos = first.pos("/kind");
+            diags.push(
+                Diagnostic::new(
+                    Code::DuplicateFleet,
+                    &extra.file,
+                    pos.line,
+                    pos.column,
+                    "a second Fleet document",
+                )
+                .related(
+                    &first.file,
+                    first_pos.line,
+                    first_pos.column,
+                    "the first Fleet is here",
+                )
+                .hint("a repository describes one fleet; merge the settings into `centossrv.yaml`"),
+            );
+        }
+    }
+    let Some(f) = fleets.first() else {
+        return FleetSettings {
+            name: "fleet".into(),
+            drift_mode: DriftMode::Report,
+            drift_interval_ms: 300_000,
+            stale_apply: StaleApply::Hold,
+        };
+    };
+    let spec = &f.doc.spec;
+    let interval = match &spec.drift.interval {
+        None => 300_000,
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if !d.is_zero() => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            _ => {
+                let pos = f.value_pos("/spec/drift/interval");
+                diags.push(
+                    Diagnostic::new(
+                        Code::InvalidField,
+                        &f.file,
+                        pos.line,
+                        pos.column,
+                        format!("`{text}` is not a positive duration"),
+                    )
+                    .hint("write durations like `30s`, `5m` or `1h`"),
+                );
+                300_000
+            }
+        },
+    };
+    FleetSettings {
+        name: f.doc.metadata.name.clone(),
+        drift_mode: spec.drift.mode,
+        drift_interval_ms: interval,
+        stale_apply: spec.stale_apply,
+    }
+}
+
+trait Named {
+    fn name(&self) -> &str;
+}
+impl Named for NodeDoc {
+    fn name(&self) -> &str {
+        &self.metadata.name
+    }
+}
+impl Named for RoleDoc {
+    fn name(&self) -> &str {
+        &self.metadata.name
+    }
+}
+
+/// Keeps the first document of each name; reports the others.
+fn unique_by_name<T: Named>(
+    docs: Vec<Located<T>>,
+    code: Code,
+    what: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Located<T>> {
+    let mut seen: HashMap<String, (String, Pos)> = HashMap::new();
+    let mut out = Vec::new();
+    for doc in docs {
+        let pos = doc.value_pos("/metadata/name");
+        let name = doc.doc.name().to_owned();
+        if let Some((file, first)) = seen.get(&name) {
+            diags.push(
+                Diagnostic::new(
+                    code,
+                    &doc.file,
+                    pos.line,
+                    pos.column,
+                    format!("{what} `{name}` is defined twice"),
+                )
+                .related(file, first.line, first.column, "first defined here"),
+            );
+            continue;
+        }
+        seen.insert(name, (doc.file.clone(), pos));
+        out.push(doc);
+    }
+    out
+}
+
+fn check_selector(role: &Located<RoleDoc>, diags: &mut Vec<Diagnostic>) {
+    for (i, req) in role.doc.spec.selector.match_expressions.iter().enumerate() {
+        let needs_values = matches!(req.operator, SelectorOperator::In | SelectorOperator::NotIn);
+        let problem = if needs_values && req.values.is_empty() {
+            Some(format!(
+                "operator `{:?}` needs at least one value",
+                req.operator
+            ))
+        } else if !needs_values && !req.values.is_empty() {
+            Some(format!("operator `{:?}` takes no `values`", req.operator))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let pos = role.value_pos(&format!("/spec/selector/matchExpressions/{i}"));
+            diags.push(Diagnostic::new(
+                Code::InvalidField,
+                &role.file,
+                pos.line,
+                pos.column,
+                problem,
+            ));
+        }
+    }
+}
+
+fn vars_to_values<T>(
+    vars: &Vars,
+    doc: &Located<T>,
+    pointer: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for (k, v) in vars {
+        if RESERVED_VARS.contains(&k.as_str()) {
+            let pos = doc.pos(&format!("{pointer}/{k}"));
+            diags.push(
+                Diagnostic::new(
+                    Code::ReservedVar,
+                    &doc.file,
+                    pos.line,
+                    pos.column,
+                    format!("variable name `{k}` is reserved"),
+                )
+                .hint(format!(
+                    "templates get `{k}` from centossrv; rename the variable"
+                )),
+            );
+            continue;
+        }
+        out.insert(k.clone(), Value::from(minijinja::value::Serde(v)));
+    }
+    out
+}
+
+fn node_value(node: &Located<NodeDoc>) -> Value {
+    let mut map = BTreeMap::new();
+    map.insert("name", Value::from(node.doc.metadata.name.clone()));
+    map.insert(
+        "labels",
+        Value::from(minijinja::value::Serde(&node.doc.metadata.labels)),
+    );
+    map.insert(
+        "address",
+        node.doc
+            .spec
+            .address
+            .clone()
+            .map(Value::from)
+            .unwrap_or(Value::from(())),
+    );
+    Value::from(map)
+}
+
+/// The template context: fleet vars < role vars < node vars, plus `node`, `inventory`,
+/// `role` and `fleet`.
+fn context(
+    fleet_vars: &BTreeMap<String, Value>,
+    role_vars: &BTreeMap<String, Value>,
+    node_vars: &BTreeMap<String, Value>,
+    node: &Value,
+    inventory: &Value,
+    role: &Located<RoleDoc>,
+    fleet: &FleetSettings,
+) -> Value {
+    let mut map: BTreeMap<String, Value> = fleet_vars.clone();
+    map.extend(role_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    map.extend(node_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    map.insert("node".into(), node.clone());
+    map.insert("inventory".into(), inventory.clone());
+    map.insert("role".into(), Value::from(role.doc.metadata.name.clone()));
+    map.insert("fleet".into(), Value::from(fleet.name.clone()));
+    Value::from(map)
+}
+
+/// Problems found per node, reported once with the nodes they occur on.
+#[derive(Default)]
+struct PerNode {
+    entries: HashMap<Diagnostic, Vec<String>>,
+    order: Vec<Diagnostic>,
+}
+
+impl std::hash::Hash for Diagnostic {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.file, self.line, self.column, self.code, &self.message).hash(state);
+    }
+}
+
+impl PerNode {
+    fn add(&mut self, d: Diagnostic, node: &str) {
+        match self.entries.get_mut(&d) {
+            Some(nodes) => nodes.push(node.to_owned()),
+            None => {
+                self.order.push(d.clone());
+                self.entries.insert(d, vec![node.to_owned()]);
+            }
+        }
+    }
+
+    fn flush(mut self, diags: &mut Vec<Diagnostic>) {
+        for mut d in self.order {
+            let nodes = self.entries.remove(&d).unwrap_or_default();
+            let shown: Vec<&str> = nodes.iter().take(5).map(String::as_str).collect();
+            let more = nodes.len().saturating_sub(shown.len());
+            let mut list = shown.join(", ");
+            if more > 0 {
+                list.push_str(&format!(" and {more} more"));
+            }
+            let noun = if nodes.len() == 1 { "node" } else { "nodes" };
+            d.message = format!("{} (on {} {noun}: {list})", d.message, nodes.len());
+            diags.push(d);
+        }
+    }
+}
+
+/// Collects one node's resources from its roles, merging identical declarations.
+#[derive(Default)]
+struct Assembly<'a> {
+    resources: Vec<DesiredResource>,
+    sources: Vec<(&'a Decl, &'a str)>,
+    index: HashMap<ResourceId, usize>,
+}
+
+impl<'a> Assembly<'a> {
+    fn add(
+        &mut self,
+        role: &'a Located<RoleDoc>,
+        decl: &'a Decl,
+        spec: Spec,
+        node: &str,
+        per_node: &mut PerNode,
+    ) {
+        if let Some(&i) = self.index.get(&decl.id) {
+            let (first, first_role) = self.sources[i];
+            if self.resources[i].spec != spec {
+                let d = Diagnostic::new(
+                    Code::Conflict,
+                    &decl.file,
+                    decl.pos.line,
+                    decl.pos.column,
+                    format!(
+                        "roles `{first_role}` and `{}` declare `{}` differently",
+                        role.doc.metadata.name, decl.id
+                    ),
+                )
+                .related(
+                    &first.file,
+                    first.pos.line,
+                    first.pos.column,
+                    format!("role `{first_role}` declares it here"),
+                )
+                .hint("declare the resource in one role, or make both declarations identical");
+                per_node.add(d, node);
+            } else {
+                let r = &mut self.resources[i];
+                for dep in &decl.requires {
+                    if !r.requires.contains(dep) {
+                        r.requires.push(dep.clone());
+                    }
+                }
+                for n in &decl.notify {
+                    if !r.notify.contains(n) {
+                        r.notify.push(n.clone());
+                    }
+                }
+            }
+            return;
+        }
+        self.index.insert(decl.id.clone(), self.resources.len());
+        self.sources.push((decl, &role.doc.metadata.name));
+        self.resources.push(DesiredResource {
+            id: decl.id.clone(),
+            spec,
+            requires: decl.requires.clone(),
+            notify: decl.notify.clone(),
+            origin: Origin {
+                role: role.doc.metadata.name.clone(),
+                file: decl.file.clone(),
+                line: decl.pos.line,
+            },
+        });
+    }
+
+    fn finish(mut self, node: &str, per_node: &mut PerNode) -> Vec<DesiredResource> {
+        for (r, (decl, role)) in self.resources.iter().zip(&self.sources) {
+            for (edge, targets) in [("requires", &r.requires), ("notify", &r.notify)] {
+                for t in targets {
+                    if !self.index.contains_key(t) {
+                        let d = Diagnostic::new(
+                            Code::UnknownTarget,
+                            &decl.file,
+                            decl.pos.line,
+                            decl.pos.column,
+                            format!("`{}` {edge} `{t}`, which is not declared on the node", r.id),
+                        )
+                        .hint(format!("declare `{t}` in a role that selects the node, or remove it from `{edge}` of role `{role}`"));
+                        per_node.add(d, node);
+                    }
+                }
+            }
+        }
+        if let Err(cycle) = order::order(&mut self.resources) {
+            let decl_of = |id: &ResourceId| self.index.get(id).map(|&i| self.sources[i].0);
+            if let Some(first) = cycle.first().and_then(decl_of) {
+                let mut text: Vec<String> = cycle.iter().map(ToString::to_string).collect();
+                text.push(cycle[0].to_string());
+                let mut d = Diagnostic::new(
+                    Code::Cycle,
+                    &first.file,
+                    first.pos.line,
+                    first.pos.column,
+                    format!("dependency cycle: {}", text.join(" -> ")),
+                )
+                .hint("remove one of the `requires` or `notify` edges");
+                for id in cycle.iter().skip(1) {
+                    if let Some(decl) = decl_of(id) {
+                        d = d.related(
+                            &decl.file,
+                            decl.pos.line,
+                            decl.pos.column,
+                            format!("`{id}` declared here"),
+                        );
+                    }
+                }
+                per_node.add(d, node);
+            }
+        }
+        self.resources
+    }
+}

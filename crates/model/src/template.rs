@@ -1,0 +1,106 @@
+//! Jinja2 templates (minijinja, strict undefined) over the snapshot's files, and the variable
+//! context each node and role renders with.
+
+use crate::diagnostic::{Code, Diagnostic};
+use minijinja::{Environment, UndefinedBehavior, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Names the template context provides; variables may not use them.
+pub const RESERVED_VARS: [&str; 4] = ["node", "inventory", "role", "fleet"];
+
+/// Instructions a single render may execute before it is stopped (runaway loops).
+const FUEL: u64 = 5_000_000;
+
+/// A template engine that reads templates from the snapshot.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    pub fn new(files: &BTreeMap<String, Arc<[u8]>>) -> Templates {
+        let files: BTreeMap<String, Arc<[u8]>> = files
+            .iter()
+            .filter(|(p, _)| p.starts_with("files/") || p.starts_with("templates/"))
+            .map(|(p, b)| (p.clone(), b.clone()))
+            .collect();
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
+        // Ansible's defaults, so templates carried over render the same.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
+        env.set_loader(move |name| match files.get(name) {
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Ok(Some(text.to_owned())),
+                Err(e) => Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("template is not valid UTF-8 (byte {})", e.valid_up_to()),
+                )),
+            },
+            None => Ok(None),
+        });
+        Templates { env }
+    }
+
+    /// Parses `name` (and what it includes when rendered); a syntax error becomes a diagnostic
+    /// located in the template file.
+    pub fn check(&self, name: &str) -> Result<(), Diagnostic> {
+        self.env
+            .get_template(name)
+            .map(|_| ())
+            .map_err(|e| template_diagnostic(Code::TemplateSyntax, name, &e))
+    }
+
+    /// Renders `name` with `ctx`.
+    pub fn render(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|e| template_diagnostic(Code::TemplateSyntax, name, &e))?;
+        template
+            .render(ctx)
+            .map_err(|e| template_diagnostic(Code::TemplateRender, name, &e))
+    }
+}
+
+fn template_diagnostic(code: Code, name: &str, e: &minijinja::Error) -> Diagnostic {
+    // The innermost error says where it really happened (an included template, say).
+    let mut inner: &minijinja::Error = e;
+    while let Some(next) =
+        std::error::Error::source(inner).and_then(|s| s.downcast_ref::<minijinja::Error>())
+    {
+        inner = next;
+    }
+    let file = inner.name().or(e.name()).unwrap_or(name);
+    let line = inner.line().or(e.line()).unwrap_or(0);
+    let message = match inner.detail() {
+        Some(detail) => format!("{}: {detail}", inner.kind()),
+        None => inner.kind().to_string(),
+    };
+    let hint = match inner.kind() {
+        minijinja::ErrorKind::UndefinedError => Some(
+            "define the variable in the node's, role's or fleet's `vars`, or guard it with `{% if x is defined %}`"
+                .to_owned(),
+        ),
+        minijinja::ErrorKind::TemplateNotFound => {
+            Some("templates and includes are repository paths such as `files/nginx/base.j2`".to_owned())
+        }
+        minijinja::ErrorKind::OutOfFuel => Some("the template runs too long; look for a runaway loop".to_owned()),
+        _ => None,
+    };
+    Diagnostic::new(
+        code,
+        file,
+        u32::try_from(line).unwrap_or(u32::MAX),
+        0,
+        message,
+    )
+    .maybe_hint(hint)
+}

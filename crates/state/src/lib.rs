@@ -1,0 +1,14 @@
+//! The vocabulary both sides speak: resource identities and specs, the desired state of one
+//! node. Pure: no IO, no async, no logging. Every type here that crosses a process boundary
+//! carries a format version.
+
+pub mod desired;
+pub mod digest;
+pub mod resource;
+
+pub use desired::{DESIRED_FORMAT, DesiredResource, DesiredState, Origin};
+pub use resource::{
+    DirectorySpec, Ensure, FileSpec, GroupSpec, HealthCheck, PackageEnsure, PackageSpec, Probe,
+    ResourceId, ResourceKind, RestartPolicy, ServiceSpec, ServiceState, Spec, SymlinkSpec,
+    SysctlSpec, UnitFile, UserSpec,
+};
