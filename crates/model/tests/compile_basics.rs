@@ -1,0 +1,68 @@
+//! Compiler behaviour on small inline fleets: resources per node, vars precedence, ordering.
+
+use model::{Snapshot, compile};
+
+fn snapshot(files: &[(&str, &str)]) -> Snapshot {
+    let mut s = Snapshot::new(Some("abc123".into()));
+    for (path, text) in files {
+        s.insert(*path, text.as_bytes().to_vec());
+    }
+    s
+}
+
+const NODE_WEB: &str = "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: web-01\n  labels: {role: web, dc: fra1}\nspec:\n  address: 10.0.1.11\n  vars: {workers: 8}\n";
+const NODE_DB: &str = "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: db-01\n  labels: {role: db}\n";
+
+#[test]
+fn roles_land_on_selected_nodes_with_precedence_and_order() {
+    let role = r#"apiVersion: centossrv.io/v1
+kind: Role
+metadata: {name: web}
+spec:
+  selector:
+    matchLabels: {role: web}
+  vars: {workers: 2, greeting: hello}
+  resources:
+    - service: nginx
+      enabled: true
+    - file: /etc/nginx/nginx.conf
+      template: files/nginx.conf.j2
+      mode: "644"
+      notify: [service:nginx]
+    - package: nginx
+      version: "1.20.1-14.el9"
+"#;
+    let fleet = "apiVersion: centossrv.io/v1\nkind: Fleet\nmetadata: {name: demo}\nspec:\n  vars: {greeting: hi, domain: example.org}\n";
+    let snap = snapshot(&[
+        ("centossrv.yaml", fleet),
+        ("nodes/web-01.yaml", NODE_WEB),
+        ("nodes/db-01.yaml", NODE_DB),
+        ("roles/web.yaml", role),
+        (
+            "files/nginx.conf.j2",
+            "workers {{ workers }}; # {{ greeting }} {{ domain }} {{ node.name }} {{ inventory | length }}\n",
+        ),
+    ]);
+    let compiled = compile(&snap);
+    let errors: Vec<String> = compiled.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        errors,
+        vec!["nodes/db-01.yaml:4:3: warning[W0202]: node `db-01` is selected by no role (hint: check its labels against the roles' selectors)"]
+    );
+    let web = compiled.model.desired_for("web-01").expect("web-01");
+    let ids: Vec<String> = web.resources.iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        ["package:nginx", "file:/etc/nginx/nginx.conf", "service:nginx"]
+    );
+    let state::Spec::File(file) = &web.resources[1].spec else {
+        panic!("not a file")
+    };
+    assert_eq!(
+        file.content.as_deref(),
+        Some("workers 8; # hello example.org web-01 2\n")
+    );
+    assert_eq!(file.mode.as_deref(), Some("0644"));
+    assert_eq!(web.resources[1].origin.line, 11);
+    assert!(compiled.model.desired_for("db-01").expect("db").resources.is_empty());
+}
