@@ -553,7 +553,7 @@ fn to_diagnostic(
             };
             at(
                 Code::MissingKey,
-                value_pos,
+                key_pos.unwrap_or(value_pos),
                 format!("missing required key `{name}`"),
             )
             .maybe_hint(hint)

@@ -19,6 +19,7 @@ fn generate_one<T: JsonSchema>(file: &str) -> Json {
         .into_generator()
         .into_root_schema_for::<T>()
         .to_value();
+    strip_null(&mut schema);
     if let Json::Object(map) = &mut schema {
         map.insert(
             "$id".into(),
@@ -26,6 +27,45 @@ fn generate_one<T: JsonSchema>(file: &str) -> Json {
         );
     }
     schema
+}
+
+/// Optional fields may be omitted but not written as `null`: drops the null alternative
+/// schemars adds for `Option<T>`, so errors name the real expected type.
+fn strip_null(value: &mut Json) {
+    match value {
+        Json::Object(map) => {
+            if let Some(Json::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            if map.get("default").is_some_and(Json::is_null) {
+                map.remove("default");
+            }
+            if let Some(Json::Array(options)) = map.get_mut("enum") {
+                options.retain(|o| !o.is_null());
+            }
+            if let Some(Json::Array(branches)) = map.get_mut("anyOf") {
+                branches.retain(|b| b.get("type").and_then(Json::as_str) != Some("null"));
+                if branches.len() == 1 {
+                    let only = branches.remove(0);
+                    map.remove("anyOf");
+                    if let Json::Object(inner) = only {
+                        for (k, v) in inner {
+                            map.entry(k).or_insert(v);
+                        }
+                    }
+                }
+            }
+            for v in map.values_mut() {
+                strip_null(v);
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(strip_null),
+        _ => {}
+    }
 }
 
 /// Generates every schema file from the Rust types: `(file name, pretty JSON)`.

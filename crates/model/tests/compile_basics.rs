@@ -11,7 +11,8 @@ fn snapshot(files: &[(&str, &str)]) -> Snapshot {
 }
 
 const NODE_WEB: &str = "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: web-01\n  labels: {role: web, dc: fra1}\nspec:\n  address: 10.0.1.11\n  vars: {workers: 8}\n";
-const NODE_DB: &str = "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: db-01\n  labels: {role: db}\n";
+const NODE_DB: &str =
+    "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: db-01\n  labels: {role: db}\n";
 
 #[test]
 fn roles_land_on_selected_nodes_with_precedence_and_order() {
@@ -47,13 +48,19 @@ spec:
     let errors: Vec<String> = compiled.diagnostics.iter().map(|d| d.to_string()).collect();
     assert_eq!(
         errors,
-        vec!["nodes/db-01.yaml:4:3: warning[W0202]: node `db-01` is selected by no role (hint: check its labels against the roles' selectors)"]
+        vec![
+            "nodes/db-01.yaml:4:3: warning[W0202]: node `db-01` is selected by no role (hint: check its labels against the roles' selectors)"
+        ]
     );
     let web = compiled.model.desired_for("web-01").expect("web-01");
     let ids: Vec<String> = web.resources.iter().map(|r| r.id.to_string()).collect();
     assert_eq!(
         ids,
-        ["package:nginx", "file:/etc/nginx/nginx.conf", "service:nginx"]
+        [
+            "package:nginx",
+            "file:/etc/nginx/nginx.conf",
+            "service:nginx"
+        ]
     );
     let state::Spec::File(file) = &web.resources[1].spec else {
         panic!("not a file")
@@ -64,5 +71,12 @@ spec:
     );
     assert_eq!(file.mode.as_deref(), Some("0644"));
     assert_eq!(web.resources[1].origin.line, 11);
-    assert!(compiled.model.desired_for("db-01").expect("db").resources.is_empty());
+    assert!(
+        compiled
+            .model
+            .desired_for("db-01")
+            .expect("db")
+            .resources
+            .is_empty()
+    );
 }

@@ -1,0 +1,6 @@
+//! The centossrv control plane as a library; the `centossrv` binary is a thin wrapper over
+//! [`cli::run`].
+
+pub mod cli;
+pub mod diagnostics_output;
+pub mod source;
