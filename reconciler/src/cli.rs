@@ -22,6 +22,28 @@ pub enum Format {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Forge {
+    /// 65,536 characters per comment.
+    Github,
+    /// 1,000,000 characters per note.
+    Gitlab,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
 /// Where to read the fleet repository from.
 #[derive(Debug, clap::Args)]
 pub struct RepoArgs {
@@ -43,6 +65,45 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Plan every node: what merging head would change, against the nodes' observed state.
+    ///
+    /// Exit codes: 0 success, 1 error (head does not compile, bad input), 2 usage or IO error;
+    /// with --detailed-exitcode: 0 no changes, 1 error, 2 changes (as `terraform plan`).
+    Plan {
+        /// The fleet repository: a Git repository or a folder in one.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// The revision the change is compared with (the PR's base). Without it every change
+        /// counts as intent.
+        #[arg(long, value_name = "REV")]
+        base: Option<String>,
+        /// The revision to plan (the PR's head).
+        #[arg(long, value_name = "REV", default_value = "HEAD")]
+        head: String,
+        /// A directory of ObservedState JSON files, one per node. Nodes without one are
+        /// planned as "state unknown".
+        #[arg(long, value_name = "DIR")]
+        observed: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Exit 2 when there are changes, 0 when there are none.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// The previous JSON report of the same pull request, to show what moved since.
+        #[arg(long, value_name = "FILE")]
+        previous: Option<PathBuf>,
+        /// The pull/merge request number recorded in the report.
+        #[arg(long)]
+        pr: Option<u64>,
+        /// Whose comment size limit the Markdown must fit.
+        #[arg(long, value_enum, default_value_t = Forge::Github)]
+        forge: Forge,
+        /// Link to the full plan, shown at the end of the report.
+        #[arg(long)]
+        link: Option<String>,
+        #[arg(long, value_enum, default_value_t = Color::Auto)]
+        color: Color,
+    },
     /// Print one node's desired state as JSON (sensitive values as digests).
     Render {
         /// The node's name.
@@ -59,6 +120,31 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Validate { repo, format } => validate(&repo, format),
         Command::Render { node, repo } => render(&repo, &node),
+        Command::Plan {
+            path,
+            base,
+            head,
+            observed,
+            format,
+            detailed_exitcode,
+            previous,
+            pr,
+            forge,
+            link,
+            color,
+        } => plan(&PlanArgs {
+            path,
+            base,
+            head,
+            observed,
+            format,
+            detailed_exitcode,
+            previous,
+            pr,
+            forge,
+            link,
+            color,
+        }),
     }
 }
 
@@ -163,5 +249,112 @@ fn render(repo: &RepoArgs, node: &str) -> ExitCode {
             eprintln!("error: cannot serialize the desired state: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Arguments of `centossrv plan`.
+#[derive(Debug)]
+pub struct PlanArgs {
+    pub path: PathBuf,
+    pub base: Option<String>,
+    pub head: String,
+    pub observed: Option<PathBuf>,
+    pub format: PlanFormat,
+    pub detailed_exitcode: bool,
+    pub previous: Option<PathBuf>,
+    pub pr: Option<u64>,
+    pub forge: Forge,
+    pub link: Option<String>,
+    pub color: Color,
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn plan(args: &PlanArgs) -> ExitCode {
+    let head_snapshot = match source::read_git(&args.path, &args.head) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let base_snapshot = match &args.base {
+        Some(rev) => match source::read_git(&args.path, rev) {
+            Ok(s) => Some(s),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    let observed = match &args.observed {
+        Some(dir) => match crate::observed_dir::read(dir) {
+            Ok(o) => o,
+            Err(e) => return fail(e),
+        },
+        None => Default::default(),
+    };
+    let previous: Option<report::Report> = match &args.previous {
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(r) => Some(r),
+                Err(e) => return fail(format!("{}: not a plan report: {e}", path.display())),
+            },
+            Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+        },
+        None => None,
+    };
+    let head = model::compile(&head_snapshot);
+    let base = base_snapshot.as_ref().map(model::compile);
+    let plans = report::fleet::plan_fleet(&head, base.as_ref(), &observed);
+    let labels = report::fleet::labels(&head);
+    let mut built = report::build(report::ReportInput {
+        head: head.model.commit.as_deref(),
+        base: base.as_ref().and_then(|b| b.model.commit.as_deref()),
+        pr: args.pr,
+        plans: &plans,
+        labels: &labels,
+        diagnostics: &head.diagnostics,
+        link: args.link.as_deref(),
+    });
+    if let Some(prev) = &previous {
+        built.delta = Some(report::delta(prev, &built));
+    }
+    let text = match args.format {
+        PlanFormat::Json => report::json::json(&built),
+        PlanFormat::Markdown => report::markdown(
+            &built,
+            match args.forge {
+                Forge::Github => report::Budget::GitHub,
+                Forge::Gitlab => report::Budget::GitLab,
+            },
+        ),
+        PlanFormat::Text => {
+            let color = match args.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    use std::io::IsTerminal;
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
+            };
+            let mut text = report::text::text(&built, color);
+            if head.has_errors() {
+                text.push_str(&diagnostics_output::human(
+                    &head_snapshot,
+                    &head.diagnostics,
+                ));
+            }
+            text
+        }
+    };
+    let code = print_stdout(&text);
+    if code != ExitCode::SUCCESS {
+        return code;
+    }
+    if head.has_errors() {
+        ExitCode::from(1)
+    } else if args.detailed_exitcode && built.would_change + built.removed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod cli;
 pub mod diagnostics_output;
+pub mod observed_dir;
 pub mod source;

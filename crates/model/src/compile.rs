@@ -84,6 +84,9 @@ impl Compiled {
     }
 }
 
+/// A role with its lowered declarations and its vars.
+type LoweredRole<'a> = (&'a Located<RoleDoc>, Vec<Decl>, BTreeMap<String, Value>);
+
 /// Compiles a snapshot of a fleet repository.
 pub fn compile(snapshot: &Snapshot) -> Compiled {
     let mut diags = Vec::new();
@@ -99,7 +102,7 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
     let roles = unique_by_name(loaded.roles, Code::DuplicateRole, "role", &mut diags);
 
     let templates = Templates::new(&snapshot.files);
-    let mut lowered: Vec<(&Located<RoleDoc>, Vec<Decl>, BTreeMap<String, Value>)> = Vec::new();
+    let mut lowered: Vec<LoweredRole<'_>> = Vec::new();
     for role in &roles {
         check_selector(role, &mut diags);
         let decls = lower::lower_role(role, snapshot, &templates, &mut diags);
@@ -387,7 +390,8 @@ fn check_selector(role: &Located<RoleDoc>, diags: &mut Vec<Diagnostic>) {
             None
         };
         if let Some(problem) = problem {
-            let pos = role.value_pos(&format!("/spec/selector/matchExpressions/{i}"));
+            // At `values` when it is written, else at the requirement.
+            let pos = role.pos(&format!("/spec/selector/matchExpressions/{i}/values"));
             diags.push(Diagnostic::new(
                 Code::InvalidField,
                 &role.file,
@@ -606,7 +610,7 @@ impl<'a> Assembly<'a> {
                     first.pos.column,
                     format!("dependency cycle: {}", text.join(" -> ")),
                 )
-                .hint("remove one of the `requires` or `notify` edges");
+                .hint("`a -> b` means `a` must be applied after `b`; remove one of the `requires` or `notify` edges");
                 for id in cycle.iter().skip(1) {
                     if let Some(decl) = decl_of(id) {
                         d = d.related(

@@ -150,7 +150,8 @@ fn load_file(path: &str, bytes: &[u8], loaded: &mut Loaded, diags: &mut Vec<Diag
 fn yaml_error(path: &str, e: YamlError) -> Diagnostic {
     match e {
         YamlError::Syntax { pos, message } => {
-            Diagnostic::new(Code::YamlSyntax, path, pos.line, pos.column, message)
+            let hint = syntax_hint(&message);
+            Diagnostic::new(Code::YamlSyntax, path, pos.line, pos.column, message).maybe_hint(hint)
         }
         YamlError::TooDeep { pos } => Diagnostic::new(
             Code::YamlTooDeep,
@@ -191,6 +192,31 @@ fn yaml_error(path: &str, e: YamlError) -> Diagnostic {
         )
         .hint("use fleet or role `vars`, or repeat the keys"),
     }
+}
+
+/// What usually causes a YAML syntax error, by the parser's message.
+fn syntax_hint(message: &str) -> Option<String> {
+    let hint = if message.contains("tab") {
+        "indent with spaces: YAML does not allow tabs in indentation"
+    } else if message.contains("quoted scalar") {
+        "check that the quote opened here is closed"
+    } else if message.contains("unknown anchor") {
+        "define the anchor (`&name`) before its alias (`*name`), in the same document"
+    } else if message.contains("mapping values are not allowed") {
+        "check this line's indentation against the previous line, or quote a value that contains `: `"
+    } else if message.contains("flow mapping") {
+        "a `{` is not closed by `}`, or its entries are not separated by `,`"
+    } else if message.contains("flow sequence") {
+        "a `[` is not closed by `]`, or its items are not separated by `,`"
+    } else if message.contains("did not find expected key")
+        || message.contains("did not find expected '-'")
+        || message.contains("invalid indentation")
+    {
+        "check the indentation: the keys (or `-` items) of one block must line up"
+    } else {
+        return None;
+    };
+    Some(hint.to_owned())
 }
 
 const KINDS: [&str; 3] = ["Fleet", "Node", "Role"];
@@ -338,7 +364,11 @@ fn validate_role(path: &str, root: &yaml::Node, json: &Json, diags: &mut Vec<Dia
         .validator
         .iter_errors(json)
         .filter(|e| item_prefix(e.instance_path().as_str()).is_none())
-        .map(|e| to_diagnostic(path, root, &checks.role, "", &e))
+        .collect();
+    let role_errors: Vec<_> = role_errors
+        .iter()
+        .filter(|e| !is_typo_of_required(e, &role_errors, &checks.role))
+        .flat_map(|e| to_diagnostics(path, root, &checks.role, "", e))
         .collect();
     diags.extend(role_errors);
     for (i, item) in resources.iter().enumerate() {
@@ -362,10 +392,11 @@ fn validate_role(path: &str, root: &yaml::Node, json: &Json, diags: &mut Vec<Dia
                 let Some((_, checker)) = checks.resources.iter().find(|(k, _)| *k == key) else {
                     continue;
                 };
-                let errors: Vec<_> = checker
-                    .validator
-                    .iter_errors(item)
-                    .map(|e| to_diagnostic(path, root, checker, &pointer, &e))
+                let errors: Vec<_> = checker.validator.iter_errors(item).collect();
+                let errors: Vec<_> = errors
+                    .iter()
+                    .filter(|e| !is_typo_of_required(e, &errors, checker))
+                    .flat_map(|e| to_diagnostics(path, root, checker, &pointer, e))
                     .collect();
                 diags.extend(errors);
             }
@@ -422,12 +453,39 @@ fn validate(
     prefix: &str,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let errors: Vec<_> = checker
-        .validator
-        .iter_errors(json)
-        .map(|e| to_diagnostic(path, root, checker, prefix, &e))
+    let errors: Vec<_> = checker.validator.iter_errors(json).collect();
+    let errors: Vec<_> = errors
+        .iter()
+        .filter(|e| !is_typo_of_required(e, &errors, checker))
+        .flat_map(|e| to_diagnostics(path, root, checker, prefix, e))
         .collect();
     diags.extend(errors);
+}
+
+/// Whether `e` is a missing required key that an unknown key of the same mapping is a typo
+/// of (`selectr:` for `selector:`): the unknown key's diagnostic already says so.
+fn is_typo_of_required(
+    e: &jsonschema::ValidationError<'_>,
+    all: &[jsonschema::ValidationError<'_>],
+    checker: &Checker,
+) -> bool {
+    let ValidationErrorKind::Required { property } = e.kind() else {
+        return false;
+    };
+    let Some(name) = property.as_str() else {
+        return false;
+    };
+    let at = e.instance_path().as_str();
+    let allowed = checker.allowed_keys(at);
+    all.iter()
+        .filter(|other| other.instance_path().as_str() == at)
+        .any(|other| match other.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected }
+            | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected
+                .iter()
+                .any(|k| did_you_mean(k, allowed.iter().map(String::as_str)) == Some(name)),
+            _ => false,
+        })
 }
 
 fn show(v: &Json) -> String {
@@ -485,11 +543,69 @@ fn field_name(pointer: &str) -> String {
     }
 }
 
-/// Turns one schema error into a located diagnostic with a hint where one helps.
-fn to_diagnostic(
+/// The diagnostics of one schema error: none for `apiVersion`, which `load_document` checks
+/// itself; one per unknown key, each at its key with its own hint; else one.
+fn to_diagnostics(
     path: &str,
     root: &yaml::Node,
     checker: &Checker,
+    prefix: &str,
+    e: &jsonschema::ValidationError<'_>,
+) -> Vec<Diagnostic> {
+    let inner = e.instance_path().as_str();
+    let at_root = prefix.is_empty() && inner.is_empty();
+    match e.kind() {
+        ValidationErrorKind::Required { property }
+            if at_root && property.as_str() == Some("apiVersion") =>
+        {
+            Vec::new()
+        }
+        _ if prefix.is_empty() && inner == "/apiVersion" => Vec::new(),
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+            let pointer = format!("{prefix}{inner}");
+            let (value_pos, _) = root.locate(&pointer);
+            let allowed = checker.allowed_keys(inner);
+            unexpected
+                .iter()
+                .map(|key| {
+                    let (_, kp) = root.locate(&format!(
+                        "{pointer}/{}",
+                        key.replace('~', "~0").replace('/', "~1")
+                    ));
+                    let pos = kp.unwrap_or(value_pos);
+                    let hint = did_you_mean(key, allowed.iter().map(String::as_str))
+                        .map(|k| format!("did you mean `{k}`?"))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "allowed here: {}",
+                                allowed
+                                    .iter()
+                                    .map(|k| format!("`{k}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        });
+                    Diagnostic::new(
+                        Code::UnknownKey,
+                        path,
+                        pos.line,
+                        pos.column,
+                        format!("unknown key `{key}`"),
+                    )
+                    .hint(hint)
+                })
+                .collect()
+        }
+        _ => vec![to_diagnostic(path, root, prefix, e)],
+    }
+}
+
+/// Turns one schema error (other than unknown keys) into a located diagnostic with a hint
+/// where one helps.
+fn to_diagnostic(
+    path: &str,
+    root: &yaml::Node,
     prefix: &str,
     e: &jsonschema::ValidationError<'_>,
 ) -> Diagnostic {
@@ -501,46 +617,6 @@ fn to_diagnostic(
     let instance = e.instance();
     let field = field_name(&pointer);
     match e.kind() {
-        ValidationErrorKind::AdditionalProperties { unexpected }
-        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
-            let allowed = checker.allowed_keys(&inner);
-            let mut first = None;
-            for key in unexpected {
-                let (_, kp) = root.locate(&format!(
-                    "{pointer}/{}",
-                    key.replace('~', "~0").replace('/', "~1")
-                ));
-                let hint = did_you_mean(key, allowed.iter().map(String::as_str))
-                    .map(|k| format!("did you mean `{k}`?"))
-                    .unwrap_or_else(|| {
-                        format!(
-                            "allowed here: {}",
-                            allowed
-                                .iter()
-                                .map(|k| format!("`{k}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    });
-                let d = at(
-                    Code::UnknownKey,
-                    kp.unwrap_or(value_pos),
-                    format!("unknown key `{key}`"),
-                )
-                .hint(hint);
-                if first.is_none() {
-                    first = Some(d);
-                } else if let Some(f) = first.as_mut() {
-                    // Several unknown keys in one mapping: name them all in one diagnostic
-                    // per key would be noisy; keep the first and list the others.
-                    f.message.push_str(&format!(
-                        ", `{}`",
-                        d.message.trim_start_matches("unknown key ")
-                    ));
-                }
-            }
-            first.unwrap_or_else(|| at(Code::UnknownKey, value_pos, "unknown key".into()))
-        }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
             let hint = match name {
@@ -564,14 +640,26 @@ fn to_diagnostic(
                 let (_, _) = (value_pos, key_pos);
                 matches!(instance.as_ref(), Json::Number(_))
             };
-            let hint = if node_is_number && expected.starts_with("a string") {
+            let as_text = instance.as_str().unwrap_or_default();
+            let hint = if expected.starts_with("a boolean") && !as_text.is_empty() {
+                let key = field.trim_matches('`');
+                match as_text.to_ascii_lowercase().as_str() {
+                    "yes" | "y" | "on" | "true" => Some(format!("write `{key}: true`, unquoted")),
+                    "no" | "n" | "off" | "false" => Some(format!("write `{key}: false`, unquoted")),
+                    _ => None,
+                }
+            } else if expected.starts_with("an integer") && as_text.parse::<i64>().is_ok() {
+                let key = field.trim_matches('`');
+                Some(format!("remove the quotes: `{key}: {as_text}`"))
+            } else if node_is_number && expected.starts_with("a string") {
                 let is_mode = pointer.ends_with("/mode");
+                let key = field.trim_matches('`');
                 Some(if is_mode {
                     format!(
-                        "quote it, e.g. {field}: \"0644\"; unquoted, YAML reads a mode as a decimal number"
+                        "quote it, e.g. `{key}: \"0644\"`; unquoted, YAML reads a mode as a decimal number"
                     )
                 } else {
-                    format!("quote it: {field}: \"{}\"", instance)
+                    format!("quote it: `{key}: \"{instance}\"`")
                 })
             } else {
                 None
@@ -601,6 +689,11 @@ fn to_diagnostic(
                 .map(str::to_owned)
                 .unwrap_or_else(|| instance.to_string());
             let hint = did_you_mean(&found, opts.iter().map(String::as_str))
+                .or_else(|| {
+                    opts.iter()
+                        .map(String::as_str)
+                        .find(|o| o.eq_ignore_ascii_case(&found))
+                })
                 .map(|o| format!("did you mean `{o}`?"));
             at(
                 Code::InvalidValue,
@@ -621,6 +714,8 @@ fn to_diagnostic(
                 Some("names use lower-case letters, digits, `-` and `.`, and start and end with a letter or digit".to_owned())
             } else if pointer.ends_with("/mode") {
                 Some("an octal mode such as \"0644\" or \"0755\"".to_owned())
+            } else if pointer.ends_with("/sysctl") {
+                Some("a dotted kernel parameter name such as `net.core.somaxconn`".to_owned())
             } else {
                 None
             };
@@ -631,6 +726,46 @@ fn to_diagnostic(
             )
             .maybe_hint(hint)
         }
+        ValidationErrorKind::AnyOf { context } => {
+            // When every alternative is a plain type (a sysctl `value`: an integer or a
+            // string), name the types instead of quoting the schema.
+            let types: Option<Vec<String>> = context
+                .iter()
+                .map(|branch| match branch.as_slice() {
+                    [only] if only.instance_path().as_str() == inner => match only.kind() {
+                        ValidationErrorKind::Type { kind } => Some(expected_type(kind)),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            match types {
+                Some(types) if !types.is_empty() => at(
+                    Code::WrongType,
+                    value_pos,
+                    format!(
+                        "{field} must be {}, found {}",
+                        types.join(" or "),
+                        type_name(instance)
+                    ),
+                ),
+                _ => at(
+                    Code::InvalidValue,
+                    value_pos,
+                    format!("{field}: {}", e.masked()),
+                ),
+            }
+        }
+        ValidationErrorKind::Minimum { limit } => at(
+            Code::InvalidValue,
+            value_pos,
+            format!("{field} must be at least {limit}, found {instance}"),
+        ),
+        ValidationErrorKind::Maximum { limit } => at(
+            Code::InvalidValue,
+            value_pos,
+            format!("{field} must be at most {limit}, found {instance}"),
+        ),
         ValidationErrorKind::Constant { expected_value } => at(
             Code::InvalidValue,
             value_pos,

@@ -136,6 +136,11 @@ impl Ctx<'_> {
             .hint = hint;
             return false;
         }
+        if let Some(bytes) = self.snapshot.get(path)
+            && crate::loader::decode(path, bytes, self.diags).is_none()
+        {
+            return false;
+        }
         match self.templates.check(path) {
             Ok(()) => true,
             Err(d) => {
@@ -175,11 +180,11 @@ impl Ctx<'_> {
                 self.error(Code::InvalidField, field, "duration must be more than zero");
                 0
             }
-            Err(e) => {
+            Err(_) => {
                 self.error(
                     Code::InvalidField,
                     field,
-                    format!("`{text}` is not a duration: {e}"),
+                    format!("`{text}` is not a duration"),
                 )
                 .hint = Some("write durations like `10s`, `500ms` or `2m`".into());
                 0
@@ -207,6 +212,13 @@ impl Ctx<'_> {
                     }
                 }
                 Err(e) => {
+                    let kinds = || {
+                        ResourceKind::ALL
+                            .iter()
+                            .map(|k| format!("`{}:`", k.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
                     let hint = match &e {
                         state::resource::ParseIdError::UnknownKind(k) => {
                             crate::diagnostic::did_you_mean(
@@ -214,9 +226,29 @@ impl Ctx<'_> {
                                 ResourceKind::ALL.iter().map(|k| k.as_str()),
                             )
                             .map(|k| format!("did you mean `{k}:`?"))
+                            .unwrap_or_else(|| format!("the types are {}", kinds()))
                         }
-                        _ => Some("write references as `type:name`, e.g. `service:nginx`".into()),
+                        state::resource::ParseIdError::MissingColon => {
+                            // A bare name: suggest the role's resources of that name.
+                            let same_name: Vec<String> = self
+                                .role
+                                .doc
+                                .spec
+                                .resources
+                                .iter()
+                                .map(resource_id)
+                                .filter(|id| id.name == *r)
+                                .map(|id| format!("`{id}`"))
+                                .collect();
+                            if same_name.is_empty() {
+                                format!("prefix the type, one of {}", kinds())
+                            } else {
+                                format!("did you mean {}?", same_name.join(" or "))
+                            }
+                        }
+                        _ => "write references as `type:name`, e.g. `service:nginx`".into(),
                     };
+                    let hint = Some(hint);
                     self.error(Code::BadReference, &f, format!("`{r}`: {e}"))
                         .hint = hint;
                 }
@@ -253,7 +285,7 @@ pub fn lower_role(
         let before = ctx.diags.len();
         let lowered = lower_one(&mut ctx, res);
         let pos = role.pos(&ctx.ptr(""));
-        let pos = role.value_pos(&format!("{}", ctx.ptr(""))).min(pos);
+        let pos = role.value_pos(&ctx.ptr("")).min(pos);
         let (requires, notify) = common(res);
         let requires = ctx.refs("requires", requires, false);
         let notify = ctx.refs("notify", notify, true);
@@ -293,6 +325,20 @@ pub fn lower_role(
         });
     }
     out
+}
+
+/// The id a resource declaration has, before any check.
+fn resource_id(res: &Resource) -> ResourceId {
+    match res {
+        Resource::File(r) => ResourceId::new(ResourceKind::File, &r.file),
+        Resource::Directory(r) => ResourceId::new(ResourceKind::Directory, &r.directory),
+        Resource::Symlink(r) => ResourceId::new(ResourceKind::Symlink, &r.symlink),
+        Resource::Package(r) => ResourceId::new(ResourceKind::Package, &r.package),
+        Resource::Service(r) => ResourceId::new(ResourceKind::Service, &r.service),
+        Resource::User(r) => ResourceId::new(ResourceKind::User, &r.user),
+        Resource::Group(r) => ResourceId::new(ResourceKind::Group, &r.group),
+        Resource::Sysctl(r) => ResourceId::new(ResourceKind::Sysctl, &r.sysctl),
+    }
 }
 
 fn common(res: &Resource) -> (&[String], &[String]) {
@@ -561,10 +607,26 @@ fn lower_service(ctx: &mut Ctx<'_>, r: &ServiceRes) -> Option<(ResourceId, Body)
             ));
         }
         _ => {
+            let given: Vec<&str> = [
+                ("content", content.is_some()),
+                ("source", source.is_some()),
+                ("template", template.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| k)
+            .collect();
+            // At the second body when there are several, else at `unit`.
+            let (field, found) = match given.get(1) {
+                Some(second) => (format!("unit/{second}"), given.join(" and ")),
+                None => ("unit".to_owned(), "none".to_owned()),
+            };
             ctx.error(
                 Code::InvalidField,
-                "unit",
-                "give exactly one of `content`, `source`, `template`",
+                &field,
+                format!(
+                    "give exactly one of `content`, `source`, `template` in `unit`; found {found}"
+                ),
             );
             return None;
         }
@@ -614,10 +676,26 @@ fn health(ctx: &mut Ctx<'_>, h: &HealthCheckDecl) -> Option<HealthCheck> {
             }
         }
         _ => {
+            let given: Vec<&str> = [
+                ("http", h.http.is_some()),
+                ("tcp", h.tcp.is_some()),
+                ("exec", h.exec.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| k)
+            .collect();
+            // At the second probe when there are several, else at `healthCheck`.
+            let (field, found) = match given.get(1) {
+                Some(second) => (format!("healthCheck/{second}"), given.join(" and ")),
+                None => ("healthCheck".to_owned(), "none".to_owned()),
+            };
             ctx.error(
                 Code::InvalidField,
-                "healthCheck",
-                "give exactly one of `http`, `tcp`, `exec`",
+                &field,
+                format!(
+                    "give exactly one of `http`, `tcp`, `exec` in `healthCheck`; found {found}"
+                ),
             );
             return None;
         }

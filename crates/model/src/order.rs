@@ -24,7 +24,8 @@ fn path_of(spec: &Spec) -> Option<&str> {
 }
 
 /// Orders `resources` (declaration order in, apply order out). On a cycle returns the ids on
-/// it, in dependency order, and leaves `resources` as it was.
+/// it, each one depending on (applied after) the next and the last on the first, and leaves
+/// `resources` as it was.
 pub fn order(resources: &mut Vec<DesiredResource>) -> Result<(), Vec<ResourceId>> {
     let n = resources.len();
     let index: HashMap<&ResourceId, usize> = resources
@@ -106,6 +107,9 @@ fn find_cycle(edges: &[Vec<usize>], indegree: &[usize]) -> Vec<usize> {
     loop {
         if let Some(&pos) = seen.get(&at) {
             let mut cycle = path[pos..].to_vec();
+            // Edges run from what is applied first to what depends on it; report the cycle
+            // the way `requires` reads: each entry depends on the next.
+            cycle.reverse();
             // Rotate so the smallest index leads: the same cycle is reported the same way.
             if let Some(min_pos) = cycle
                 .iter()

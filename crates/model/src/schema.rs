@@ -157,10 +157,10 @@ fn step<'a>(root: &'a Json, schema: &'a Json, segment: &str) -> Option<&'a Json>
         if let Some(p) = b.get("properties").and_then(|p| p.get(segment)) {
             return Some(p);
         }
-        if segment.parse::<usize>().is_ok() {
-            if let Some(items) = b.get("items") {
-                return Some(items);
-            }
+        if segment.parse::<usize>().is_ok()
+            && let Some(items) = b.get("items")
+        {
+            return Some(items);
         }
         b.get("additionalProperties").filter(|a| a.is_object())
     })

@@ -28,6 +28,10 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
+        // Config files are not HTML: never escape output. minijinja's default picks escaping
+        // from the name (`.html.j2` -> HTML, `.yml.j2`/`.json.j2` -> JSON-quoted strings),
+        // which silently broke e.g. `files/prometheus.yml.j2`. Ansible never auto-escapes.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         // Ansible's defaults, so templates carried over render the same.
         if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
             .trim_blocks(true)
@@ -103,4 +107,27 @@ fn template_diagnostic(code: Code, name: &str, e: &minijinja::Error) -> Diagnost
         message,
     )
     .maybe_hint(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_auto_escape_whatever_the_extension() {
+        let body: Arc<[u8]> = Arc::from(&b"x: {{ v }}\n"[..]);
+        let files: BTreeMap<String, Arc<[u8]>> = ["yml", "yaml", "json", "html", "xml", "conf"]
+            .iter()
+            .map(|ext| (format!("files/t.{ext}.j2"), body.clone()))
+            .collect();
+        let templates = Templates::new(&files);
+        let ctx = minijinja::context! { v => "a<b & \"c\"" };
+        for name in files.keys() {
+            assert_eq!(
+                templates.render(name, &ctx).ok().as_deref(),
+                Some("x: a<b & \"c\"\n"),
+                "{name}"
+            );
+        }
+    }
 }

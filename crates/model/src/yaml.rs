@@ -174,9 +174,18 @@ pub fn parse(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
     let mut nodes_in_doc = 0usize;
     loop {
-        let (event, marker) = parser.next_token().map_err(|e| YamlError::Syntax {
-            pos: Pos::from_marker(e.marker()),
-            message: e.info().to_owned(),
+        let (event, marker) = parser.next_token().map_err(|e| {
+            let pos = Pos::from_marker(e.marker());
+            // The scanner's own guard against deep flow nesting (`[[[[...`) fires before the
+            // parser reaches `MAX_DEPTH`: it is the same problem.
+            if e.info() == "recursion limit exceeded" {
+                YamlError::TooDeep { pos }
+            } else {
+                YamlError::Syntax {
+                    pos,
+                    message: e.info().to_owned(),
+                }
+            }
         })?;
         let pos = Pos::from_marker(&marker);
         let completed: Option<(Node, usize, usize)> = match event {
@@ -273,6 +282,7 @@ pub fn parse(text: &str) -> Result<Vec<Document>, YamlError> {
             None => docs.push(Document { root: node }),
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
+                pos: map_pos,
                 entries,
                 pending_key,
                 ..
@@ -297,6 +307,11 @@ pub fn parse(text: &str) -> Result<Vec<Document>, YamlError> {
                             key: name,
                             first: first.pos,
                         });
+                    }
+                    // yaml-rust2 marks a block mapping at the `:` of its first key; the
+                    // mapping starts at that key.
+                    if entries.is_empty() {
+                        *map_pos = (*map_pos).min(node.pos);
                     }
                     *pending_key = Some(Key {
                         name,
@@ -337,21 +352,22 @@ fn resolve_plain(text: &str) -> Value {
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
     }
-    if let Some(oct) = text.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Value::Int(i);
-        }
+    if let Some(oct) = text.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Value::Int(i);
     }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(i) = i64::from_str_radix(hex, 16) {
-            return Value::Int(i);
-        }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(i) = i64::from_str_radix(hex, 16)
+    {
+        return Value::Int(i);
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(i) = text.parse::<i64>() {
-            return Value::Int(i);
-        }
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(i) = text.parse::<i64>()
+    {
+        return Value::Int(i);
     }
     let looks_float = !digits.is_empty()
         && digits
@@ -362,10 +378,8 @@ fn resolve_plain(text: &str) -> Value {
             .next()
             .is_some_and(|b| b.is_ascii_digit() || b == b'.')
         && digits.bytes().any(|b| b.is_ascii_digit());
-    if looks_float {
-        if let Ok(f) = text.parse::<f64>() {
-            return Value::Float(f);
-        }
+    if looks_float && let Ok(f) = text.parse::<f64>() {
+        return Value::Float(f);
     }
     Value::Str(text.to_owned())
 }
@@ -386,6 +400,15 @@ mod tests {
         let (pos, key) = root.locate("/b/c");
         assert_eq!(pos, Pos { line: 3, column: 6 });
         assert_eq!(key, Some(Pos { line: 3, column: 3 }));
+    }
+
+    #[test]
+    fn block_mapping_starts_at_its_first_key() {
+        let root = one("a: 1\nlist:\n  - name: x\n    port: 80\n");
+        assert_eq!(root.pos, Pos { line: 1, column: 1 });
+        assert_eq!(root.locate("/list/0").0, Pos { line: 3, column: 5 });
+        let root = one("{a: 1}\n");
+        assert_eq!(root.pos, Pos { line: 1, column: 1 });
     }
 
     #[test]
@@ -421,7 +444,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused() {
         let text = "[".repeat(10_000);
-        assert!(parse(&text).is_err());
+        assert!(matches!(parse(&text), Err(YamlError::TooDeep { .. })));
         let text = format!("{}1{}", "[".repeat(100), "]".repeat(100));
         assert!(matches!(parse(&text), Err(YamlError::TooDeep { .. })));
     }

@@ -12,3 +12,8 @@ pub use resource::{
     ResourceId, ResourceKind, RestartPolicy, ServiceSpec, ServiceState, Spec, SymlinkSpec,
     SysctlSpec, UnitFile, UserSpec,
 };
+pub mod observed;
+pub mod plan;
+
+pub use observed::{OBSERVED_FORMAT, ObservedState};
+pub use plan::{Action, Cause, Change, NodePlan, NodeStatus, PropertyChange, plan};

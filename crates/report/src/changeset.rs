@@ -1,0 +1,178 @@
+//! Change sets: nodes whose plans are identical (same changes, same causes, same diffs)
+//! grouped together, with the label selector that best describes them.
+
+use serde::{Deserialize, Serialize};
+use state::{Action, Change, NodePlan, NodeStatus};
+use std::collections::{BTreeMap, HashMap};
+
+/// Nodes that would undergo exactly the same changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// 1-based position in the report.
+    pub id: usize,
+    /// `sha256:` of the canonical change list (without node names): equal plans, equal key.
+    pub key: String,
+    pub status: NodeStatus,
+    pub nodes: Vec<String>,
+    /// Labels every node of the set has, e.g. `role=web`.
+    pub selector: BTreeMap<String, String>,
+    /// Whether `selector` selects exactly these nodes among the fleet.
+    pub selector_exact: bool,
+    pub changes: Vec<Change>,
+}
+
+impl ChangeSet {
+    pub fn destructive(&self) -> bool {
+        self.changes.iter().any(|c| c.destructive)
+    }
+
+    pub fn has_drift(&self) -> bool {
+        self.changes.iter().any(|c| {
+            c.properties.iter().any(|p| p.cause == state::Cause::Drift)
+                || c.cause == state::Cause::Drift
+        })
+    }
+
+    pub fn restarts(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|c| c.action == Action::Restart || !c.triggered_by.is_empty())
+    }
+
+    /// Lines added and removed across the set's diffs.
+    pub fn diff_lines(&self) -> (usize, usize) {
+        let mut added = 0;
+        let mut removed = 0;
+        for diff in self.changes.iter().filter_map(|c| c.diff.as_deref()) {
+            for line in diff.lines() {
+                if line.starts_with('+') && !line.starts_with("+++") {
+                    added += 1;
+                } else if line.starts_with('-') && !line.starts_with("---") {
+                    removed += 1;
+                }
+            }
+        }
+        (added, removed)
+    }
+}
+
+/// Plans are grouped by their changes; where a content change has a diff, the diff stands
+/// for the content digests (a template rendered per node differs in digest, not in diff).
+fn key(plan: &NodePlan) -> String {
+    #[derive(Serialize)]
+    struct Key<'a> {
+        status: NodeStatus,
+        changes: Vec<Change>,
+        _marker: std::marker::PhantomData<&'a ()>,
+    }
+    let changes = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            if c.diff.is_some() {
+                for p in &mut c.properties {
+                    if p.name == "content" || p.name == "unit" {
+                        p.before = None;
+                        p.after = None;
+                    }
+                }
+            }
+            c
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&Key {
+        status: plan.status,
+        changes,
+        _marker: std::marker::PhantomData,
+    })
+    .unwrap_or_default();
+    state::digest::sha256(&bytes)
+}
+
+/// Groups node plans with changes into change sets, largest first (then by first node).
+pub fn group(
+    plans: &[NodePlan],
+    labels: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Vec<ChangeSet> {
+    let mut sets: Vec<ChangeSet> = Vec::new();
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    for plan in plans.iter().filter(|p| !p.changes.is_empty()) {
+        let k = key(plan);
+        match by_key.get(&k) {
+            Some(&i) => sets[i].nodes.push(plan.node.clone()),
+            None => {
+                by_key.insert(k.clone(), sets.len());
+                sets.push(ChangeSet {
+                    id: 0,
+                    key: k,
+                    status: plan.status,
+                    nodes: vec![plan.node.clone()],
+                    selector: BTreeMap::new(),
+                    selector_exact: false,
+                    changes: plan.changes.clone(),
+                });
+            }
+        }
+    }
+    let mut counts: HashMap<(&str, &str), usize> = HashMap::new();
+    for l in labels.values() {
+        for (k, v) in l {
+            *counts.entry((k.as_str(), v.as_str())).or_default() += 1;
+        }
+    }
+    for set in &mut sets {
+        set.nodes.sort();
+        let (selector, exact) = best_selector(&set.nodes, labels, &counts);
+        set.selector = selector;
+        set.selector_exact = exact;
+    }
+    sets.sort_by(|a, b| {
+        b.nodes
+            .len()
+            .cmp(&a.nodes.len())
+            .then_with(|| a.nodes.first().cmp(&b.nodes.first()))
+    });
+    for (i, set) in sets.iter_mut().enumerate() {
+        set.id = i + 1;
+    }
+    sets
+}
+
+/// The labels all `nodes` share, and whether they select exactly `nodes` in the fleet.
+fn best_selector(
+    nodes: &[String],
+    labels: &BTreeMap<String, BTreeMap<String, String>>,
+    counts: &HashMap<(&str, &str), usize>,
+) -> (BTreeMap<String, String>, bool) {
+    let empty = BTreeMap::new();
+    let mut common: BTreeMap<String, String> = nodes
+        .first()
+        .and_then(|n| labels.get(n))
+        .cloned()
+        .unwrap_or_default();
+    for n in nodes.iter().skip(1) {
+        let l = labels.get(n).unwrap_or(&empty);
+        common.retain(|k, v| l.get(k) == Some(v));
+        if common.is_empty() {
+            break;
+        }
+    }
+    if common.is_empty() {
+        return (common, false);
+    }
+    // Prefer the smallest subset of the common labels that still selects exactly the set.
+    let selects = |sel: &BTreeMap<String, String>| {
+        labels
+            .values()
+            .filter(|l| sel.iter().all(|(k, v)| l.get(k) == Some(v)))
+            .count()
+    };
+    for (k, v) in &common {
+        if counts.get(&(k.as_str(), v.as_str())) == Some(&nodes.len()) {
+            return ([(k.clone(), v.clone())].into(), true);
+        }
+    }
+    let exact = selects(&common) == nodes.len();
+    (common, exact)
+}

@@ -1,0 +1,41 @@
+//! Plans a whole fleet: every node of head (and every node that left the inventory since
+//! base) against its observed state, with base's desired state as the reference for causes.
+
+use model::Compiled;
+use state::{NodePlan, ObservedState, plan};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One plan per node, sorted by node name. When head does not compile, nothing is planned:
+/// the report shows the errors instead of plans computed from a broken model.
+pub fn plan_fleet(
+    head: &Compiled,
+    base: Option<&Compiled>,
+    observed: &BTreeMap<String, ObservedState>,
+) -> Vec<NodePlan> {
+    if head.has_errors() {
+        return Vec::new();
+    }
+    let mut names: BTreeSet<&str> = head.model.nodes.keys().map(String::as_str).collect();
+    if let Some(b) = base {
+        names.extend(b.model.nodes.keys().map(String::as_str));
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            plan(
+                head.model.desired_for(name),
+                observed.get(name),
+                base.and_then(|b| b.model.desired_for(name)),
+            )
+        })
+        .collect()
+}
+
+/// Labels of every node of head, for change-set selectors.
+pub fn labels(head: &Compiled) -> BTreeMap<String, BTreeMap<String, String>> {
+    head.model
+        .nodes
+        .iter()
+        .map(|(name, info)| (name.clone(), info.labels.clone()))
+        .collect()
+}

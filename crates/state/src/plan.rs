@@ -1,0 +1,585 @@
+//! The one `plan()`: desired state x observed state (x the base revision's desired state, to
+//! tell intent from drift) -> the exact changes, each property with before, after and cause,
+//! and a digest the agent re-derives before applying. Used by the reconciler (pull-request
+//! reports, dispatch) and by the agent (re-check just before apply).
+
+use crate::desired::DesiredState;
+use crate::digest::sha256;
+use crate::observed::ObservedState;
+use crate::resource::{Ensure, PackageEnsure, ResourceId, ResourceKind, ServiceState, Spec};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Version of the plan's canonical form (what the digest is computed over).
+pub const PLAN_FORMAT: u32 = 1;
+
+/// Text files larger than this are not diffed line by line.
+pub const MAX_DIFF_BYTES: usize = 256 * 1024;
+
+/// Why a property would change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// The desired state changed between base and head: this change is what the PR asks for.
+    Intent,
+    /// The desired state did not change; the node diverged from it (a hand edit, say).
+    Drift,
+}
+
+/// What applying would do to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    /// A service restarted because a resource that notifies it changes.
+    Restart,
+    /// No longer in the desired state: left on the host as it is, no longer managed.
+    Unmanage,
+}
+
+/// One property's change. Values are display strings; file content appears as its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyChange {
+    pub name: String,
+    /// `None`: the property does not exist yet, or its current value was not observed.
+    pub before: Option<String>,
+    /// `None`: the property goes away.
+    pub after: Option<String>,
+    pub cause: Cause,
+}
+
+/// One resource's change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub id: ResourceId,
+    pub action: Action,
+    /// `intent` if any property's cause is intent, `drift` otherwise.
+    pub cause: Cause,
+    pub properties: Vec<PropertyChange>,
+    /// Unified diff of file (or unit) content, when both sides are known text and not
+    /// sensitive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// Removes something from the host (a package, user, group, file, directory, link), or
+    /// replaces a resource of another type at the same path.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub destructive: bool,
+    /// The resource is sensitive: values are digests and there is no diff.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+    /// For a restart: the resources whose change triggers it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggered_by: Vec<ResourceId>,
+    /// The resource's current state was not observed (new to this node); `before` values
+    /// are unknown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unobserved: bool,
+}
+
+/// How much is known about the node the plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeStatus {
+    /// Planned against the state its agent reported.
+    Known,
+    /// The agent never reported: planned against the base revision as if it were applied.
+    Unknown,
+    /// The node left the inventory: everything it had is no longer managed.
+    Removed,
+}
+
+/// The plan of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePlan {
+    pub node: String,
+    pub status: NodeStatus,
+    /// Changes in apply order (unmanaged resources last).
+    pub changes: Vec<Change>,
+    /// `sha256:` over the canonical form of the changes and the observed state they were
+    /// computed from; see [`digest`].
+    pub digest: String,
+}
+
+impl NodePlan {
+    /// Whether applying would touch the host (unmanaging does not).
+    pub fn has_host_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::Unmanage)
+    }
+}
+
+/// Plans one node. `desired` is `None` when the node left the inventory, `observed` is
+/// `None` when its agent never reported, `base` is the desired state at the base revision
+/// (`None` for a node new in head, or when there is no base, as on the agent).
+pub fn plan(
+    desired: Option<&DesiredState>,
+    observed: Option<&ObservedState>,
+    base: Option<&DesiredState>,
+) -> NodePlan {
+    let node = desired
+        .map(|d| d.node.clone())
+        .or_else(|| base.map(|b| b.node.clone()))
+        .or_else(|| observed.map(|o| o.node.clone()))
+        .unwrap_or_default();
+    let status = match (desired, observed) {
+        (None, _) => NodeStatus::Removed,
+        (Some(_), None) => NodeStatus::Unknown,
+        (Some(_), Some(_)) => NodeStatus::Known,
+    };
+    let mut changes = Vec::new();
+    let mut used_observations: BTreeMap<&ResourceId, &Spec> = BTreeMap::new();
+    let empty = Vec::new();
+    let desired_resources = desired.map_or(&empty, |d| &d.resources);
+    for r in desired_resources {
+        let base_spec = base.and_then(|b| b.get(&r.id)).map(|b| &b.spec);
+        let (before, unobserved) = match observed {
+            Some(o) => match o.resources.get(&r.id) {
+                Some(spec) => {
+                    used_observations.insert(&r.id, spec);
+                    (Some(spec), false)
+                }
+                None => (None, true),
+            },
+            // Never reported: assume the base revision was applied.
+            None => (base_spec, base_spec.is_none()),
+        };
+        if let Some(change) = resource_change(&r.id, &r.spec, before, base_spec, unobserved) {
+            changes.push(change);
+        }
+    }
+    add_restarts(desired_resources, &mut changes);
+    // Resources managed before (base, or reported by the agent) but not any more.
+    let desired_ids: BTreeSet<&ResourceId> = desired_resources.iter().map(|r| &r.id).collect();
+    let mut gone: BTreeSet<&ResourceId> = BTreeSet::new();
+    if let Some(b) = base {
+        gone.extend(b.resources.iter().map(|r| &r.id));
+    }
+    if let Some(o) = observed {
+        gone.extend(o.resources.keys());
+    }
+    for id in gone.into_iter().filter(|id| !desired_ids.contains(id)) {
+        changes.push(Change {
+            id: id.clone(),
+            action: Action::Unmanage,
+            cause: Cause::Intent,
+            properties: Vec::new(),
+            diff: None,
+            destructive: false,
+            sensitive: false,
+            triggered_by: Vec::new(),
+            unobserved: false,
+        });
+    }
+    let digest = digest(&node, &changes, &used_observations);
+    NodePlan {
+        node,
+        status,
+        changes,
+        digest,
+    }
+}
+
+/// The canonical form hashed into a plan digest: format version, node, and for every change
+/// that touches the host its id, action, triggers and properties (name, before, after) in
+/// apply order, then the digest of every observed resource the plan was computed from, by
+/// id. Causes, diffs and unmanaged resources are not part of it: they do not change what
+/// the agent would do, and the agent has no base revision to derive causes from.
+pub fn digest(node: &str, changes: &[Change], observed: &BTreeMap<&ResourceId, &Spec>) -> String {
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        v: u32,
+        node: &'a str,
+        changes: Vec<CanonicalChange<'a>>,
+        observed: Vec<(&'a ResourceId, String)>,
+    }
+    #[derive(Serialize)]
+    struct CanonicalChange<'a> {
+        id: &'a ResourceId,
+        action: Action,
+        triggered_by: &'a [ResourceId],
+        properties: Vec<(&'a str, Option<&'a str>, Option<&'a str>)>,
+    }
+    let canonical = Canonical {
+        v: PLAN_FORMAT,
+        node,
+        changes: changes
+            .iter()
+            .filter(|c| c.action != Action::Unmanage)
+            .map(|c| CanonicalChange {
+                id: &c.id,
+                action: c.action,
+                triggered_by: &c.triggered_by,
+                properties: c
+                    .properties
+                    .iter()
+                    .map(|p| (p.name.as_str(), p.before.as_deref(), p.after.as_deref()))
+                    .collect(),
+            })
+            .collect(),
+        observed: observed
+            .iter()
+            .map(|(id, spec)| {
+                let bytes = serde_json::to_vec(spec).unwrap_or_default();
+                (*id, sha256(&bytes))
+            })
+            .collect(),
+    };
+    sha256(&serde_json::to_vec(&canonical).unwrap_or_default())
+}
+
+/// The properties a spec manages, as display strings; `None` values are unmanaged.
+fn properties(spec: &Spec) -> Vec<(&'static str, Option<String>)> {
+    let s = |v: &Option<String>| v.clone();
+    match spec {
+        Spec::File(f) => vec![
+            ("content", f.sha256.clone()),
+            ("mode", s(&f.mode)),
+            ("owner", s(&f.owner)),
+            ("group", s(&f.group)),
+        ],
+        Spec::Directory(d) => vec![
+            ("mode", s(&d.mode)),
+            ("owner", s(&d.owner)),
+            ("group", s(&d.group)),
+        ],
+        Spec::Symlink(l) => vec![("target", s(&l.target))],
+        Spec::Package(_) => Vec::new(),
+        Spec::Service(v) => vec![
+            (
+                "state",
+                Some(match v.state {
+                    ServiceState::Running => "running".to_owned(),
+                    ServiceState::Stopped => "stopped".to_owned(),
+                }),
+            ),
+            ("enabled", v.enabled.map(|e| e.to_string())),
+            ("unit", v.unit.as_ref().map(|u| u.sha256.clone())),
+            (
+                "restart",
+                Some(
+                    serde_json::to_value(v.restart)
+                        .ok()
+                        .and_then(|j| j.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                ),
+            ),
+            (
+                "healthCheck",
+                v.health_check
+                    .as_ref()
+                    .map(|h| serde_json::to_string(h).unwrap_or_default()),
+            ),
+            (
+                "environment",
+                Some(
+                    v.environment
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+            ),
+        ],
+        Spec::User(u) => vec![
+            ("uid", u.uid.map(|x| x.to_string())),
+            ("group", s(&u.group)),
+            ("groups", Some(u.groups.join(","))),
+            ("shell", s(&u.shell)),
+            ("home", s(&u.home)),
+            ("comment", s(&u.comment)),
+        ],
+        Spec::Group(g) => vec![("gid", g.gid.map(|x| x.to_string()))],
+        Spec::Sysctl(c) => vec![("value", Some(c.value.clone()))],
+    }
+}
+
+fn present(spec: &Spec) -> bool {
+    match spec {
+        Spec::File(f) => f.ensure == Ensure::Present,
+        Spec::Directory(d) => d.ensure == Ensure::Present,
+        Spec::Symlink(l) => l.ensure == Ensure::Present,
+        Spec::Package(p) => p.ensure != PackageEnsure::Absent,
+        Spec::User(u) => u.ensure == Ensure::Present,
+        Spec::Group(g) => g.ensure == Ensure::Present,
+        Spec::Service(_) | Spec::Sysctl(_) => true,
+    }
+}
+
+fn package_version(spec: &Spec) -> Option<String> {
+    match spec {
+        Spec::Package(p) => match &p.ensure {
+            PackageEnsure::Version(v) => Some(v.clone()),
+            PackageEnsure::Present => Some("any version".into()),
+            PackageEnsure::Latest => Some("latest".into()),
+            PackageEnsure::Absent => None,
+        },
+        _ => None,
+    }
+}
+
+fn is_sensitive(spec: &Spec) -> bool {
+    matches!(spec, Spec::File(f) if f.sensitive)
+}
+
+fn content_text(spec: &Spec) -> Option<&str> {
+    match spec {
+        Spec::File(f) => f.content.as_deref(),
+        Spec::Service(s) => s.unit.as_ref().map(|u| &*u.content),
+        _ => None,
+    }
+}
+
+/// The property (by name) of `spec`, for cause detection against the base.
+fn property(spec: Option<&Spec>, name: &str) -> Option<Option<String>> {
+    let spec = spec?;
+    if name == "ensure" {
+        return Some(Some(
+            if present(spec) { "present" } else { "absent" }.to_owned(),
+        ));
+    }
+    if name == "version" {
+        return Some(package_version(spec));
+    }
+    properties(spec)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+fn resource_change(
+    id: &ResourceId,
+    desired: &Spec,
+    before: Option<&Spec>,
+    base: Option<&Spec>,
+    unobserved: bool,
+) -> Option<Change> {
+    let cause_of = |name: &str, after: &Option<String>| -> Cause {
+        match base {
+            None => Cause::Intent,
+            Some(_) => {
+                if property(base, name).as_ref() == Some(after) {
+                    Cause::Drift
+                } else {
+                    Cause::Intent
+                }
+            }
+        }
+    };
+    let sensitive = is_sensitive(desired) || before.is_some_and(is_sensitive);
+    let mut props = Vec::new();
+    let mut destructive = false;
+    let kind_mismatch = before.is_some_and(|b| b.kind() != desired.kind());
+    let before_present = before.is_some_and(|b| !kind_mismatch && present(b));
+    let action;
+    if kind_mismatch {
+        let b = before.map(|b| b.kind().to_string());
+        let after = Some(desired.kind().to_string());
+        props.push(PropertyChange {
+            name: "type".into(),
+            before: b,
+            after: after.clone(),
+            cause: Cause::Drift,
+        });
+        destructive = true;
+    }
+    if !present(desired) {
+        if !before_present && !unobserved {
+            return None;
+        }
+        action = Action::Delete;
+        destructive = before_present || unobserved;
+        let after = Some("absent".to_owned());
+        props.push(PropertyChange {
+            name: "ensure".into(),
+            before: if unobserved {
+                None
+            } else {
+                Some("present".into())
+            },
+            after: after.clone(),
+            cause: cause_of("ensure", &after),
+        });
+    } else if !before_present {
+        action = Action::Create;
+        if let Some(v) = package_version(desired) {
+            let after = Some(v);
+            props.push(PropertyChange {
+                name: "version".into(),
+                before: None,
+                after: after.clone(),
+                cause: cause_of("version", &after),
+            });
+        } else {
+            let after = Some("present".to_owned());
+            let cause = cause_of("ensure", &after);
+            for (name, value) in properties(desired) {
+                if value.is_some() {
+                    props.push(PropertyChange {
+                        name: name.into(),
+                        before: None,
+                        after: value.clone(),
+                        cause: if cause == Cause::Intent {
+                            Cause::Intent
+                        } else {
+                            cause_of(name, &value)
+                        },
+                    });
+                }
+            }
+        }
+    } else {
+        let b = before.unwrap_or(desired);
+        if let (Spec::Package(_), PackageEnsure::Version(want)) = (desired, package_ensure(desired))
+        {
+            let have = package_version(b);
+            if have.as_deref() != Some(want.as_str()) {
+                let after = Some(want.clone());
+                props.push(PropertyChange {
+                    name: "version".into(),
+                    before: have,
+                    after: after.clone(),
+                    cause: cause_of("version", &after),
+                });
+            }
+        }
+        let observed_props = properties(b);
+        for (name, value) in properties(desired) {
+            let Some(want) = value else { continue };
+            let have = observed_props
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| v.clone());
+            if have.as_deref() != Some(want.as_str()) {
+                let after = Some(want);
+                props.push(PropertyChange {
+                    name: name.into(),
+                    before: have,
+                    after: after.clone(),
+                    cause: cause_of(name, &after),
+                });
+            }
+        }
+        if props.is_empty() {
+            return None;
+        }
+        action = Action::Update;
+    }
+    let diff = if sensitive {
+        None
+    } else if props
+        .iter()
+        .any(|p| p.name == "content" || p.name == "unit")
+    {
+        let old = before
+            .filter(|_| before_present)
+            .and_then(content_text)
+            .or_else(|| {
+                // Not reported by the agent: the base revision's content is the best knowledge.
+                base.and_then(content_text)
+                    .filter(|_| before_present || unobserved)
+            });
+        content_text(desired).map(|new| unified_diff(&id.name, old.unwrap_or(""), new))
+    } else {
+        None
+    };
+    let cause = if props.iter().any(|p| p.cause == Cause::Intent) {
+        Cause::Intent
+    } else {
+        Cause::Drift
+    };
+    Some(Change {
+        id: id.clone(),
+        action,
+        cause,
+        properties: props,
+        diff,
+        destructive,
+        sensitive,
+        triggered_by: Vec::new(),
+        unobserved,
+    })
+}
+
+fn package_ensure(spec: &Spec) -> &PackageEnsure {
+    match spec {
+        Spec::Package(p) => &p.ensure,
+        _ => &PackageEnsure::Present,
+    }
+}
+
+/// A unified diff with three lines of context; very large texts are summarized.
+pub fn unified_diff(name: &str, old: &str, new: &str) -> String {
+    if old.len() > MAX_DIFF_BYTES || new.len() > MAX_DIFF_BYTES {
+        return format!(
+            "@@ {name}: content too large to diff ({} -> {} bytes) @@\n",
+            old.len(),
+            new.len()
+        );
+    }
+    let diff = similar::TextDiff::from_lines(old, new);
+    diff.unified_diff()
+        .context_radius(3)
+        .missing_newline_hint(true)
+        .header(&format!("a{name}"), &format!("b{name}"))
+        .to_string()
+}
+
+/// Adds a restart for every service notified by a changed resource, unless the service is
+/// itself created or stopped by the plan.
+fn add_restarts(desired: &[crate::desired::DesiredResource], changes: &mut Vec<Change>) {
+    let mut triggers: BTreeMap<ResourceId, (Vec<ResourceId>, Cause)> = BTreeMap::new();
+    for change in changes.iter() {
+        let Some(r) = desired.iter().find(|r| r.id == change.id) else {
+            continue;
+        };
+        for target in &r.notify {
+            let entry = triggers
+                .entry(target.clone())
+                .or_insert((Vec::new(), Cause::Drift));
+            entry.0.push(change.id.clone());
+            entry.1 = entry.1.min(change.cause);
+        }
+    }
+    for (service, (by, cause)) in triggers {
+        let stops = desired.iter().any(|r| {
+            r.id == service
+                && matches!(&r.spec, Spec::Service(s) if s.state == ServiceState::Stopped)
+        });
+        if stops || service.kind != ResourceKind::Service {
+            continue;
+        }
+        match changes.iter_mut().find(|c| c.id == service) {
+            Some(existing) if existing.action == Action::Create => {}
+            Some(existing) => existing.triggered_by = by,
+            None => {
+                let position = desired
+                    .iter()
+                    .position(|r| r.id == service)
+                    .and_then(|p| {
+                        changes.iter().position(|c| {
+                            desired
+                                .iter()
+                                .position(|r| r.id == c.id)
+                                .is_some_and(|q| q > p)
+                        })
+                    })
+                    .unwrap_or(changes.len());
+                changes.insert(
+                    position,
+                    Change {
+                        id: service,
+                        action: Action::Restart,
+                        cause,
+                        properties: Vec::new(),
+                        diff: None,
+                        destructive: false,
+                        sensitive: false,
+                        triggered_by: by,
+                        unobserved: false,
+                    },
+                );
+            }
+        }
+    }
+}
