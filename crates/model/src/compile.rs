@@ -90,7 +90,8 @@ type LoweredRole<'a> = (&'a Located<RoleDoc>, Vec<Decl>, BTreeMap<String, Value>
 /// Compiles a snapshot of a fleet repository.
 pub fn compile(snapshot: &Snapshot) -> Compiled {
     let mut diags = Vec::new();
-    let loaded = loader::load(snapshot, &mut diags);
+    let mut loaded = loader::load(snapshot, &mut diags);
+    let mut rejected = std::mem::take(&mut loaded.rejected);
     let fleet = fleet_settings(&loaded.fleets, &mut diags);
     let fleet_vars = loaded
         .fleets
@@ -105,7 +106,7 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
     let mut lowered: Vec<LoweredRole<'_>> = Vec::new();
     for role in &roles {
         check_selector(role, &mut diags);
-        let decls = lower::lower_role(role, snapshot, &templates, &mut diags);
+        let decls = lower::lower_role(role, snapshot, &templates, &mut diags, &mut rejected);
         let vars = vars_to_values(&role.doc.spec.vars, role, "/spec/vars", &mut diags);
         lowered.push((role, decls, vars));
     }
@@ -153,7 +154,17 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
                                 Spec::File(f)
                             }
                             Err(d) => {
+                                let d = d.related(
+                                    &decl.file,
+                                    decl.pos.line,
+                                    decl.pos.column,
+                                    format!(
+                                        "rendered for `{}` of role `{}`",
+                                        decl.id, role.doc.metadata.name
+                                    ),
+                                );
                                 per_node.add(d, name);
+                                assembly.failed.insert(decl.id.clone());
                                 continue;
                             }
                         }
@@ -180,7 +191,17 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
                                 Spec::Service(s)
                             }
                             Err(d) => {
+                                let d = d.related(
+                                    &decl.file,
+                                    decl.pos.line,
+                                    decl.pos.column,
+                                    format!(
+                                        "rendered for `{}` of role `{}`",
+                                        decl.id, role.doc.metadata.name
+                                    ),
+                                );
                                 per_node.add(d, name);
+                                assembly.failed.insert(decl.id.clone());
                                 continue;
                             }
                         }
@@ -202,7 +223,7 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
                 .hint("check its labels against the roles' selectors"),
             );
         }
-        let resources = assembly.finish(name, &mut per_node);
+        let resources = assembly.finish(name, &rejected, &mut per_node);
         let pos = node.pos("/metadata/name");
         node_infos.insert(
             name.clone(),
@@ -518,6 +539,8 @@ struct Assembly<'a> {
     resources: Vec<DesiredResource>,
     sources: Vec<(&'a Decl, &'a str)>,
     index: HashMap<ResourceId, usize>,
+    /// Declared for this node but failed to render: already reported.
+    failed: std::collections::HashSet<ResourceId>,
 }
 
 impl<'a> Assembly<'a> {
@@ -580,11 +603,17 @@ impl<'a> Assembly<'a> {
         });
     }
 
-    fn finish(mut self, node: &str, per_node: &mut PerNode) -> Vec<DesiredResource> {
+    fn finish(
+        mut self,
+        node: &str,
+        rejected: &std::collections::HashSet<ResourceId>,
+        per_node: &mut PerNode,
+    ) -> Vec<DesiredResource> {
         for (r, (decl, role)) in self.resources.iter().zip(&self.sources) {
             for (edge, targets) in [("requires", &r.requires), ("notify", &r.notify)] {
                 for t in targets {
-                    if !self.index.contains_key(t) {
+                    let reported = rejected.contains(t) || self.failed.contains(t);
+                    if !self.index.contains_key(t) && !reported {
                         let d = Diagnostic::new(
                             Code::UnknownTarget,
                             &decl.file,

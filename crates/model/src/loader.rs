@@ -40,6 +40,9 @@ pub struct Loaded {
     pub fleets: Vec<Located<FleetDoc>>,
     pub nodes: Vec<Located<NodeDoc>>,
     pub roles: Vec<Located<RoleDoc>>,
+    /// Resources declared in role documents that were rejected: they exist in the user's
+    /// intent, so references to them are not reported as unknown a second time.
+    pub rejected: std::collections::HashSet<state::ResourceId>,
 }
 
 /// Whether `path` holds manifests: `centossrv.yaml` and YAML under `nodes/` and `roles/`.
@@ -314,6 +317,9 @@ fn load_document(path: &str, root: yaml::Node, loaded: &mut Loaded, diags: &mut 
         _ => validate_role(path, &root, &json, diags),
     }
     if !ok || diags.len() > before {
+        if kind == "Role" {
+            loaded.rejected.extend(declared_ids(&json));
+        }
         return;
     }
     match kind.as_str() {
@@ -321,6 +327,22 @@ fn load_document(path: &str, root: yaml::Node, loaded: &mut Loaded, diags: &mut 
         "Node" => push_typed(path, root, json, &mut loaded.nodes, diags),
         _ => push_typed(path, root, json, &mut loaded.roles, diags),
     }
+}
+
+/// The ids of the resources a role document declares, read from its raw JSON.
+fn declared_ids(json: &Json) -> Vec<state::ResourceId> {
+    let items = json.pointer("/spec/resources").and_then(Json::as_array);
+    items
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_object)
+        .filter_map(|map| {
+            let key = type_key_of(map.keys().map(String::as_str)).ok()?;
+            let name = map.get(key)?.as_str()?;
+            let kind = key.parse().ok()?;
+            Some(state::ResourceId::new(kind, name))
+        })
+        .collect()
 }
 
 fn push_typed<T: DeserializeOwned>(

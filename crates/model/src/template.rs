@@ -88,7 +88,12 @@ fn template_diagnostic(code: Code, name: &str, e: &minijinja::Error) -> Diagnost
         Some(detail) => format!("{}: {detail}", inner.kind()),
         None => inner.kind().to_string(),
     };
+    let about_labels = message.contains("labels.") || message.contains("labels[");
     let hint = match inner.kind() {
+        minijinja::ErrorKind::UndefinedError if about_labels => Some(
+            "a node lacks this label; when looping over `inventory`, guard with `{% if \"key\" in n.labels %}`"
+                .to_owned(),
+        ),
         minijinja::ErrorKind::UndefinedError => Some(
             "define the variable in the node's, role's or fleet's `vars`, or guard it with `{% if x is defined %}`"
                 .to_owned(),
