@@ -203,3 +203,176 @@ fn reads_revisions_from_the_object_database_not_the_work_tree() {
         Some(2)
     );
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn plan_on_a_real_history_of_the_example_repo() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    copy_dir(&example_repo(), root);
+    git(root, &["init", "-q"]);
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-qm", "base"]);
+    let web = root.join("roles/web.yaml");
+    let text = std::fs::read_to_string(&web).expect("read");
+    let bumped = text.replacen("version: 1:1.20.1-20.el9", "version: \"1:1.24.0-1.el9\"", 1);
+    assert_ne!(text, bumped, "example web role pins nginx 1:1.20.1-20.el9");
+    std::fs::write(&web, bumped).expect("write");
+    git(root, &["commit", "-qam", "bump nginx"]);
+
+    // Observed: every node converged on the base revision, except one that never reported.
+    let observed_dir = root.join(".observed");
+    std::fs::create_dir_all(&observed_dir).expect("mkdir");
+    let base = model::compile(&reconciler::source::read_git(root, "HEAD~1").expect("base"));
+    for (name, desired) in base.model.desired() {
+        if name == "web-ams1-01" {
+            continue;
+        }
+        let observed = state::ObservedState::converged(desired);
+        std::fs::write(
+            observed_dir.join(format!("{name}.json")),
+            serde_json::to_vec(&observed).expect("json"),
+        )
+        .expect("write");
+    }
+
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            ".",
+            "--base",
+            "HEAD~1",
+            "--head",
+            "HEAD",
+            "--observed",
+            ".observed",
+        ];
+        args.extend_from_slice(extra);
+        centossrv(&args, root)
+    };
+    let out = plan(&["--format", "json", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["would_change"], 3);
+    assert_eq!(report["unknown"], 1);
+    let text = serde_json::to_string(&report["change_sets"]).expect("json");
+    assert!(text.contains("1.24.0-1.el9"), "{text}");
+    assert!(text.contains("\"status\":\"unknown\""), "{text}");
+
+    let md = stdout(&plan(&["--format", "markdown", "--pr", "12"]));
+    assert!(
+        md.starts_with("<!-- centossrv-plan: {\"v\":1,\"pr\":12,"),
+        "{md}"
+    );
+    assert!(
+        md.contains("package nginx 1:1.20.1-20.el9→1:1.24.0-1.el9"),
+        "{md}"
+    );
+    let txt = stdout(&plan(&["--color", "never"]));
+    assert!(txt.contains("~ update package:nginx"), "{txt}");
+
+    // Nothing changes between a revision and itself.
+    let same = centossrv(
+        &[
+            "plan",
+            ".",
+            "--base",
+            "HEAD",
+            "--head",
+            "HEAD",
+            "--observed",
+            ".observed",
+            "--detailed-exitcode",
+        ],
+        root,
+    );
+    assert_eq!(
+        same.status.code(),
+        Some(2),
+        "web-ams1-01 is unknown, so still planned"
+    );
+    // Once every node has applied head, nothing is left to do.
+    let head = model::compile(&reconciler::source::read_git(root, "HEAD").expect("head"));
+    for (name, desired) in head.model.desired() {
+        let observed = state::ObservedState::converged(desired);
+        std::fs::write(
+            observed_dir.join(format!("{name}.json")),
+            serde_json::to_vec(&observed).expect("json"),
+        )
+        .expect("write");
+    }
+    let same = centossrv(
+        &[
+            "plan",
+            ".",
+            "--base",
+            "HEAD",
+            "--head",
+            "HEAD",
+            "--observed",
+            ".observed",
+            "--detailed-exitcode",
+        ],
+        root,
+    );
+    assert_eq!(same.status.code(), Some(0), "{}", stdout(&same));
+
+    // A later push: the report says what moved since the previous one.
+    std::fs::write(
+        root.join("previous.json"),
+        &plan(&["--format", "json"]).stdout,
+    )
+    .expect("write");
+    let lb = root.join("roles/lb.yaml");
+    let text = std::fs::read_to_string(&lb).expect("read");
+    std::fs::write(&lb, format!("{text}\n")).expect("write");
+    std::fs::write(
+        root.join("roles/web.yaml"),
+        std::fs::read_to_string(&web).expect("read").replacen(
+            "    - package: nginx",
+            "    - package: telnet\n      state: absent\n    - package: nginx",
+            1,
+        ),
+    )
+    .expect("write");
+    git(root, &["commit", "-qam", "remove telnet too"]);
+    let md = stdout(&plan(&[
+        "--format",
+        "markdown",
+        "--previous",
+        "previous.json",
+    ]));
+    assert!(md.contains("**Since `"), "{md}");
+
+    // Compile errors in head: a report with the error, exit 1.
+    std::fs::write(root.join("roles/bad.yaml"), "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: bad}\nspec:\n  selector: {}\n  resources:\n    - file: etc/x\n").expect("write");
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-qm", "broken"]);
+    let out = plan(&["--format", "markdown", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("`roles/bad.yaml:7:13` **E0207**"),
+        "{}",
+        stdout(&out)
+    );
+    // Bad observed input is an IO/usage error.
+    std::fs::write(observed_dir.join("junk.json"), "{").expect("write");
+    assert_eq!(plan(&[]).status.code(), Some(2));
+}

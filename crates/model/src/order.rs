@@ -35,8 +35,10 @@ pub fn order(resources: &mut Vec<DesiredResource>) -> Result<(), Vec<ResourceId>
         .collect();
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut indegree = vec![0usize; n];
+    // A self-edge (`package:a` requiring itself, a service notifying itself) is kept: it can
+    // never be satisfied and is reported as a cycle of one.
     let mut add = |from: usize, to: usize, edges: &mut Vec<Vec<usize>>| {
-        if from != to && !edges[from].contains(&to) {
+        if !edges[from].contains(&to) {
             edges[from].push(to);
             indegree[to] += 1;
         }
@@ -98,18 +100,23 @@ fn find_cycle(edges: &[Vec<usize>], indegree: &[usize]) -> Vec<usize> {
     let Some(start) = (0..edges.len()).find(|&i| stuck(i)) else {
         return Vec::new();
     };
-    // Walk backwards is awkward; walk forward from a stuck node until a node repeats. Every
-    // stuck node has a stuck successor reachable only through stuck nodes, or a stuck
-    // predecessor: follow successors that are stuck.
+    // Walk backwards: a stuck node waits on at least one stuck predecessor, so following
+    // stuck predecessors always reaches a node again, and what lies between is a cycle.
+    // (Walking forward is wrong: a stuck node downstream of a cycle may have no successor.)
+    // Walking backwards also lists the cycle the way `requires` reads: each entry depends on
+    // (is applied after) the next.
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); edges.len()];
+    for (from, tos) in edges.iter().enumerate() {
+        for &to in tos {
+            preds[to].push(from);
+        }
+    }
     let mut seen: HashMap<usize, usize> = HashMap::new();
     let mut path = Vec::new();
     let mut at = start;
     loop {
         if let Some(&pos) = seen.get(&at) {
             let mut cycle = path[pos..].to_vec();
-            // Edges run from what is applied first to what depends on it; report the cycle
-            // the way `requires` reads: each entry depends on the next.
-            cycle.reverse();
             // Rotate so the smallest index leads: the same cycle is reported the same way.
             if let Some(min_pos) = cycle
                 .iter()
@@ -123,8 +130,8 @@ fn find_cycle(edges: &[Vec<usize>], indegree: &[usize]) -> Vec<usize> {
         }
         seen.insert(at, path.len());
         path.push(at);
-        match edges[at].iter().copied().find(|&j| stuck(j)) {
-            Some(next) => at = next,
+        match preds[at].iter().copied().find(|&j| stuck(j)) {
+            Some(prev) => at = prev,
             None => return path,
         }
     }

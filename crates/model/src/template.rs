@@ -3,8 +3,8 @@
 
 use crate::diagnostic::{Code, Diagnostic};
 use minijinja::{Environment, UndefinedBehavior, Value};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// Names the template context provides; variables may not use them.
 pub const RESERVED_VARS: [&str; 4] = ["node", "inventory", "role", "fleet"];
@@ -12,10 +12,41 @@ pub const RESERVED_VARS: [&str; 4] = ["node", "inventory", "role", "fleet"];
 /// Instructions a single render may execute before it is stopped (runaway loops).
 const FUEL: u64 = 5_000_000;
 
+/// Largest text a single render may produce, in bytes. Without it `{{ 'x' * 100000000 }}`
+/// (or a runaway loop) put 100 MB into the desired state of every node the template lands
+/// on: gigabytes for a small fleet.
+pub const MAX_RENDERED_BYTES: usize = 4 * 1024 * 1024;
+
 /// A template engine that reads templates from the snapshot.
 #[derive(Debug)]
 pub struct Templates {
     env: Environment<'static>,
+    /// Templates that ran away (out of fuel, output too large), with their diagnostic. They
+    /// are not rendered again: each further node would burn the whole budget again, and a
+    /// compile with hundreds of nodes took minutes to report one runaway loop.
+    runaway: Mutex<HashMap<String, Diagnostic>>,
+}
+
+/// An output buffer that refuses to grow past `MAX_RENDERED_BYTES`.
+#[derive(Default)]
+struct Capped {
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len().saturating_add(buf.len()) > MAX_RENDERED_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("rendered output too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Templates {
@@ -50,7 +81,10 @@ impl Templates {
             },
             None => Ok(None),
         });
-        Templates { env }
+        Templates {
+            env,
+            runaway: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Parses `name` (and what it includes when rendered); a syntax error becomes a diagnostic
@@ -62,17 +96,52 @@ impl Templates {
             .map_err(|e| template_diagnostic(Code::TemplateSyntax, name, &e))
     }
 
-    /// Renders `name` with `ctx`.
+    /// Renders `name` with `ctx`. A template that ran away once fails again at once, with
+    /// the same diagnostic.
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, Diagnostic> {
+        let runaway = |this: &Self| this.runaway.lock().ok()?.get(name).cloned();
+        if let Some(d) = runaway(self) {
+            return Err(d);
+        }
         let template = self
             .env
             .get_template(name)
             .map_err(|e| template_diagnostic(Code::TemplateSyntax, name, &e))?;
-        template
-            .render(ctx)
-            .map_err(|e| template_diagnostic(Code::TemplateRender, name, &e))
+        let mut out = Capped::default();
+        let result = template.render_captured_to(ctx, &mut out).map(drop);
+        let d = match result {
+            Ok(()) => {
+                return Ok(String::from_utf8(out.bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
+            }
+            Err(_) if out.over => Diagnostic::new(
+                Code::TemplateRender,
+                name,
+                0,
+                0,
+                format!(
+                    "rendered output is larger than {} MiB",
+                    MAX_RENDERED_BYTES / (1024 * 1024)
+                ),
+            )
+            .hint(format!(
+                "look for a runaway loop or a huge repetition; {RENDERED_ONCE}"
+            )),
+            Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => {
+                template_diagnostic(Code::TemplateRender, name, &e)
+            }
+            Err(e) => return Err(template_diagnostic(Code::TemplateRender, name, &e)),
+        };
+        if let Ok(mut r) = self.runaway.lock() {
+            r.insert(name.to_owned(), d.clone());
+        }
+        Err(d)
     }
 }
+
+/// Says why a runaway template's diagnostic lists nodes it was not rendered for.
+const RENDERED_ONCE: &str =
+    "once a template runs away it is not rendered again: the other nodes get this error too";
 
 fn template_diagnostic(code: Code, name: &str, e: &minijinja::Error) -> Diagnostic {
     // The innermost error says where it really happened (an included template, say).
@@ -101,7 +170,9 @@ fn template_diagnostic(code: Code, name: &str, e: &minijinja::Error) -> Diagnost
         minijinja::ErrorKind::TemplateNotFound => {
             Some("templates and includes are repository paths such as `files/nginx/base.j2`".to_owned())
         }
-        minijinja::ErrorKind::OutOfFuel => Some("the template runs too long; look for a runaway loop".to_owned()),
+        minijinja::ErrorKind::OutOfFuel => Some(format!(
+            "the template runs too long; look for a runaway loop; {RENDERED_ONCE}"
+        )),
         _ => None,
     };
     Diagnostic::new(

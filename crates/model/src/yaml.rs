@@ -7,7 +7,8 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Deepest nesting of sequences and mappings accepted in one document.
 pub const MAX_DEPTH: usize = 64;
-/// Most nodes one document may hold after expanding aliases.
+/// Most nodes one file may hold after expanding aliases (all its documents together: a
+/// per-document count let a file of many small alias bombs expand without bound).
 pub const MAX_NODES: usize = 1_000_000;
 
 /// A 1-based line and column (in characters).
@@ -172,7 +173,7 @@ pub fn parse(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
-    let mut nodes_in_doc = 0usize;
+    let mut nodes_in_file = 0usize;
     loop {
         let (event, marker) = parser.next_token().map_err(|e| {
             let pos = Pos::from_marker(e.marker());
@@ -193,7 +194,6 @@ pub fn parse(text: &str) -> Result<Vec<Document>, YamlError> {
             Event::StreamStart | Event::Nothing | Event::DocumentEnd => None,
             Event::DocumentStart => {
                 anchors.clear();
-                nodes_in_doc = 0;
                 None
             }
             Event::Alias(id) => {
@@ -269,8 +269,8 @@ pub fn parse(text: &str) -> Result<Vec<Document>, YamlError> {
         let Some((node, anchor, added)) = completed else {
             continue;
         };
-        nodes_in_doc = nodes_in_doc.saturating_add(added);
-        if nodes_in_doc > MAX_NODES {
+        nodes_in_file = nodes_in_file.saturating_add(added);
+        if nodes_in_file > MAX_NODES {
             return Err(YamlError::TooLarge { pos });
         }
         if anchor > 0 {

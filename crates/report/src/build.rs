@@ -107,7 +107,12 @@ pub fn build(input: ReportInput<'_>) -> Report {
         head: input.head.map(str::to_owned),
         base: input.base.map(str::to_owned),
         pr: input.pr,
-        nodes: input.plans.len(),
+        // Without plans (head does not compile) the inventory still says how many nodes.
+        nodes: if input.plans.is_empty() {
+            input.labels.len()
+        } else {
+            input.plans.len()
+        },
         would_change: count(&|p| p.has_host_changes()),
         unknown: count(&|p| p.status == NodeStatus::Unknown),
         removed: count(&|p| p.status == NodeStatus::Removed),

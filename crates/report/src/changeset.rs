@@ -115,15 +115,15 @@ pub fn group(
             }
         }
     }
-    let mut counts: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut index: LabelIndex<'_> = HashMap::new();
     for l in labels.values() {
         for (k, v) in l {
-            *counts.entry((k.as_str(), v.as_str())).or_default() += 1;
+            index.entry((k.clone(), v.clone())).or_default().push(l);
         }
     }
     for set in &mut sets {
         set.nodes.sort();
-        let (selector, exact) = best_selector(&set.nodes, labels, &counts);
+        let (selector, exact) = best_selector(&set.nodes, labels, &index);
         set.selector = selector;
         set.selector_exact = exact;
     }
@@ -139,11 +139,15 @@ pub fn group(
     sets
 }
 
+/// For each label `(key, value)`, the label sets of the nodes that have it.
+type LabelIndex<'l> = HashMap<(String, String), Vec<&'l BTreeMap<String, String>>>;
+
 /// The labels all `nodes` share, and whether they select exactly `nodes` in the fleet.
+/// `index` lists, for each label, the label sets of the nodes that have it.
 fn best_selector(
     nodes: &[String],
     labels: &BTreeMap<String, BTreeMap<String, String>>,
-    counts: &HashMap<(&str, &str), usize>,
+    index: &LabelIndex<'_>,
 ) -> (BTreeMap<String, String>, bool) {
     let empty = BTreeMap::new();
     let mut common: BTreeMap<String, String> = nodes
@@ -158,21 +162,33 @@ fn best_selector(
             break;
         }
     }
-    if common.is_empty() {
-        return (common, false);
+    fn holders<'i, 'l>(
+        index: &'i LabelIndex<'l>,
+        k: &str,
+        v: &str,
+    ) -> &'i [&'l BTreeMap<String, String>] {
+        index
+            .get(&(k.to_owned(), v.to_owned()))
+            .map_or(&[][..], Vec::as_slice)
     }
-    // Prefer the smallest subset of the common labels that still selects exactly the set.
-    let selects = |sel: &BTreeMap<String, String>| {
-        labels
-            .values()
-            .filter(|l| sel.iter().all(|(k, v)| l.get(k) == Some(v)))
-            .count()
-    };
+    // Prefer one label that selects exactly the set.
     for (k, v) in &common {
-        if counts.get(&(k.as_str(), v.as_str())) == Some(&nodes.len()) {
+        if holders(index, k, v).len() == nodes.len() {
             return ([(k.clone(), v.clone())].into(), true);
         }
     }
-    let exact = selects(&common) == nodes.len();
+    // Otherwise all common labels: count the nodes that have them, starting from the
+    // rarest label.
+    let Some((rk, rv)) = common
+        .iter()
+        .min_by_key(|(k, v)| holders(index, k, v).len())
+    else {
+        return (common, false);
+    };
+    let selected = holders(index, rk, rv)
+        .iter()
+        .filter(|l| common.iter().all(|(k, v)| l.get(k) == Some(v)))
+        .count();
+    let exact = selected == nodes.len();
     (common, exact)
 }

@@ -163,8 +163,11 @@ fn selector_text(set: &ChangeSet) -> String {
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    let exact = if set.selector_exact { "" } else { "⊂ " };
-    format!(" ({exact}`{}`)", labels.join(", "))
+    if set.selector_exact {
+        format!(" (`{}`)", labels.join(", "))
+    } else {
+        format!(" (all `{}`)", labels.join(", "))
+    }
 }
 
 fn node_list(nodes: &[String], max: usize) -> String {
@@ -383,15 +386,19 @@ fn details(out: &mut String, set: &ChangeSet, level: Level) {
             let props: Vec<String> = c
                 .properties
                 .iter()
-                .filter(|p| p.name != "content" || c.diff.is_none() || !level.diffs)
                 .map(|p| {
-                    format!(
-                        "{} {} → {}{}",
-                        p.name,
-                        value(p.before.as_deref()),
-                        value(p.after.as_deref()),
-                        cause_tag(p.cause)
-                    )
+                    if c.diff.is_some() && level.diffs && (p.name == "content" || p.name == "unit")
+                    {
+                        format!("{} changed, diff below{}", p.name, cause_tag(p.cause))
+                    } else {
+                        format!(
+                            "{} {} → {}{}",
+                            p.name,
+                            value(p.before.as_deref()),
+                            value(p.after.as_deref()),
+                            cause_tag(p.cause)
+                        )
+                    }
                 })
                 .collect();
             if !props.is_empty() {

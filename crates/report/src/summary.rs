@@ -81,12 +81,14 @@ pub fn phrase(c: &Change) -> String {
     }
 }
 
-/// The set's disruption: `destructive`, `restart`, `drift` or `—`.
+/// The set's disruption: `destructive`, `restart`, `reverts drift` or `—`.
 pub fn disruption(set: &ChangeSet) -> &'static str {
     if set.destructive() {
         "destructive"
     } else if set.restarts() {
         "restart"
+    } else if set.has_drift() {
+        "reverts drift"
     } else {
         "—"
     }

@@ -33,13 +33,14 @@ pub fn text(report: &Report, color: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} head {} (base {}) · {} nodes · {} would change · {} errors · {} unknown",
+        "{} head {} (base {}) · {} nodes · {} would change · {} error{} · {} unknown",
         paint.p(BOLD, "centossrv plan:"),
         short(report.head.as_deref()),
         short(report.base.as_deref()),
         thousands(report.nodes),
         thousands(report.would_change),
         report.errors.len(),
+        if report.errors.len() == 1 { "" } else { "s" },
         thousands(report.unknown)
     );
     for e in &report.errors {

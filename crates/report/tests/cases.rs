@@ -191,11 +191,11 @@ pub fn synthetic(n: usize) -> (Compiled, Compiled, BTreeMap<String, ObservedStat
     head.insert("roles/web.yaml", role("1.24.0-1.el9").into_bytes());
     base.insert(
         "files/nginx.conf.j2",
-        b"worker_processes 2;\nserver_name {{ node.name }};\n".to_vec(),
+        b"worker_processes 2;\nevents {}\nhttp {\n  sendfile on;\n}\nserver_name {{ node.name }};\n".to_vec(),
     );
     head.insert(
         "files/nginx.conf.j2",
-        b"worker_processes auto;\nserver_name {{ node.name }};\n".to_vec(),
+        b"worker_processes auto;\nevents {}\nhttp {\n  sendfile on;\n}\nserver_name {{ node.name }};\n".to_vec(),
     );
     let base = model::compile(&base);
     let head = model::compile(&head);
