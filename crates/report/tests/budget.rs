@@ -43,7 +43,7 @@ fn variant(seed: u64, diff_lines: usize) -> Vec<Change> {
                     Action::Delete,
                     Action::Restart,
                 ][(seed as usize + i) % 4],
-                cause: if (seed + i as u64) % 3 == 0 {
+                cause: if (seed + i as u64).is_multiple_of(3) {
                     Cause::Drift
                 } else {
                     Cause::Intent
@@ -55,7 +55,7 @@ fn variant(seed: u64, diff_lines: usize) -> Vec<Change> {
                     cause: Cause::Intent,
                 }],
                 diff,
-                destructive: (seed + i as u64) % 5 == 0,
+                destructive: (seed + i as u64).is_multiple_of(5),
                 sensitive: false,
                 triggered_by: Vec::new(),
                 unobserved: false,
@@ -64,15 +64,14 @@ fn variant(seed: u64, diff_lines: usize) -> Vec<Change> {
         .collect()
 }
 
-fn fleet(
-    nodes: usize,
-    variants: usize,
-    diff_lines: usize,
-) -> (
+/// Node plans, node labels, and which variant each node got.
+type Fleet = (
     Vec<NodePlan>,
     BTreeMap<String, BTreeMap<String, String>>,
     Vec<usize>,
-) {
+);
+
+fn fleet(nodes: usize, variants: usize, diff_lines: usize) -> Fleet {
     let shapes: Vec<Vec<Change>> = (0..variants)
         .map(|v| variant(v as u64 * 7919, diff_lines))
         .collect();
@@ -90,7 +89,7 @@ fn fleet(
         assigned.push(v);
         plans.push(NodePlan {
             node: name.clone(),
-            status: if i % 97 == 0 {
+            status: if i.is_multiple_of(97) {
                 NodeStatus::Unknown
             } else {
                 NodeStatus::Known
