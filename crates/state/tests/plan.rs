@@ -1,0 +1,220 @@
+//! The one `plan()`: actions, causes, restarts and the digest's canonical form.
+
+use state::digest::sha256;
+use state::{
+    Action, Cause, DesiredResource, DesiredState, Ensure, FileSpec, NodeStatus, ObservedState,
+    Origin, PackageEnsure, PackageSpec, ResourceId, ServiceSpec, ServiceState, Spec, plan,
+};
+use std::sync::Arc;
+
+fn file(path: &str, content: &str, mode: &str) -> Spec {
+    Spec::File(FileSpec {
+        path: path.into(),
+        ensure: Ensure::Present,
+        content: Some(Arc::from(content)),
+        sha256: Some(sha256(content.as_bytes())),
+        mode: Some(mode.into()),
+        owner: None,
+        group: None,
+        sensitive: false,
+    })
+}
+
+fn package(name: &str, ensure: PackageEnsure) -> Spec {
+    Spec::Package(PackageSpec {
+        name: name.into(),
+        ensure,
+    })
+}
+
+fn service(name: &str) -> Spec {
+    Spec::Service(ServiceSpec {
+        name: name.into(),
+        state: ServiceState::Running,
+        enabled: Some(true),
+        unit: None,
+        restart: Default::default(),
+        health_check: None,
+        environment: Default::default(),
+    })
+}
+
+fn resource(spec: Spec, notify: &[&str]) -> DesiredResource {
+    let id = match &spec {
+        Spec::File(f) => format!("file:{}", f.path),
+        Spec::Package(p) => format!("package:{}", p.name),
+        Spec::Service(s) => format!("service:{}", s.name),
+        _ => unreachable!("not used here"),
+    };
+    DesiredResource {
+        id: id.parse().expect("id"),
+        spec,
+        requires: Vec::new(),
+        notify: notify.iter().map(|n| n.parse().expect("id")).collect(),
+        origin: Origin {
+            role: "web".into(),
+            file: "roles/web.yaml".into(),
+            line: 1,
+        },
+    }
+}
+
+fn desired(resources: Vec<DesiredResource>) -> DesiredState {
+    DesiredState {
+        format: 1,
+        node: "web-01".into(),
+        commit: None,
+        labels: Default::default(),
+        resources,
+    }
+}
+
+fn web(conf: &str, mode: &str, nginx: &str) -> DesiredState {
+    desired(vec![
+        resource(package("nginx", PackageEnsure::Version(nginx.into())), &[]),
+        resource(
+            file("/etc/nginx/nginx.conf", conf, mode),
+            &["service:nginx"],
+        ),
+        resource(service("nginx"), &[]),
+    ])
+}
+
+fn id(s: &str) -> ResourceId {
+    s.parse().expect("id")
+}
+
+#[test]
+fn converged_node_has_an_empty_plan() {
+    let d = web("a\n", "0644", "1.20");
+    let p = plan(Some(&d), Some(&ObservedState::converged(&d)), Some(&d));
+    assert_eq!(p.status, NodeStatus::Known);
+    assert!(p.changes.is_empty(), "{:?}", p.changes);
+}
+
+#[test]
+fn intent_drift_and_notify_restart() {
+    let base = web("a\n", "0644", "1.20");
+    let head = web("b\n", "0644", "1.20");
+    let mut observed = ObservedState::converged(&base);
+    if let Some(Spec::File(f)) = observed
+        .resources
+        .get_mut(&id("file:/etc/nginx/nginx.conf"))
+    {
+        f.mode = Some("0666".into());
+    }
+    let p = plan(Some(&head), Some(&observed), Some(&base));
+    let ids: Vec<(String, Action)> = p
+        .changes
+        .iter()
+        .map(|c| (c.id.to_string(), c.action))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("file:/etc/nginx/nginx.conf".to_owned(), Action::Update),
+            ("service:nginx".to_owned(), Action::Restart)
+        ]
+    );
+    let conf = &p.changes[0];
+    let causes: Vec<(&str, Cause)> = conf
+        .properties
+        .iter()
+        .map(|p| (p.name.as_str(), p.cause))
+        .collect();
+    assert_eq!(causes, [("content", Cause::Intent), ("mode", Cause::Drift)]);
+    assert_eq!(conf.cause, Cause::Intent);
+    assert_eq!(
+        conf.diff.as_deref(),
+        Some("--- a/etc/nginx/nginx.conf\n+++ b/etc/nginx/nginx.conf\n@@ -1 +1 @@\n-a\n+b\n")
+    );
+    assert_eq!(
+        p.changes[1].triggered_by,
+        [id("file:/etc/nginx/nginx.conf")]
+    );
+}
+
+#[test]
+fn the_agent_derives_the_same_digest_without_a_base() {
+    let base = web("a\n", "0644", "1.20");
+    let head = web("b\n", "0600", "1.24");
+    let observed = ObservedState::converged(&base);
+    let reconciler = plan(Some(&head), Some(&observed), Some(&base));
+    let agent = plan(Some(&head), Some(&observed), None);
+    assert_eq!(reconciler.digest, agent.digest);
+    // Pinned: a change here changes which approved plans agents accept. Bump PLAN_FORMAT.
+    assert_eq!(
+        agent.digest,
+        "sha256:f7354058560ab63eeda7c06831c430fc1f03c1bd53f1660fc33cbe97a4941aea"
+    );
+}
+
+#[test]
+fn digest_depends_on_what_was_observed() {
+    let base = web("a\n", "0644", "1.20");
+    let head = web("b\n", "0644", "1.20");
+    let observed = ObservedState::converged(&base);
+    let first = plan(Some(&head), Some(&observed), Some(&base)).digest;
+    let mut changed = observed.clone();
+    if let Some(Spec::Package(p)) = changed.resources.get_mut(&id("package:nginx")) {
+        p.ensure = PackageEnsure::Version("1.19".into());
+    }
+    assert_ne!(first, plan(Some(&head), Some(&changed), Some(&base)).digest);
+    // Observations of resources the plan does not involve do not matter.
+    let mut extra = observed.clone();
+    extra
+        .facts
+        .insert("kernel".into(), serde_json::json!("5.14"));
+    assert_eq!(first, plan(Some(&head), Some(&extra), Some(&base)).digest);
+}
+
+#[test]
+fn packages_never_reported_nodes_and_removed_nodes() {
+    let d = desired(vec![
+        resource(package("telnet", PackageEnsure::Absent), &[]),
+        resource(package("vim", PackageEnsure::Present), &[]),
+    ]);
+    let mut observed = ObservedState::new("web-01");
+    observed.resources.insert(
+        id("package:telnet"),
+        package("telnet", PackageEnsure::Version("0.17".into())),
+    );
+    observed.resources.insert(
+        id("package:vim"),
+        package("vim", PackageEnsure::Version("9.0".into())),
+    );
+    let p = plan(Some(&d), Some(&observed), None);
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.changes[0].action, Action::Delete);
+    assert!(p.changes[0].destructive);
+
+    let unknown = plan(Some(&d), None, None);
+    assert_eq!(unknown.status, NodeStatus::Unknown);
+    assert!(unknown.changes.iter().all(|c| c.unobserved));
+
+    let removed = plan(None, Some(&observed), Some(&d));
+    assert_eq!(removed.status, NodeStatus::Removed);
+    assert!(removed.changes.iter().all(|c| c.action == Action::Unmanage));
+    assert!(!removed.has_host_changes());
+}
+
+#[test]
+fn sensitive_content_appears_as_digests_only() {
+    let mut secret = file("/etc/app/secret", "hunter2\n", "0600");
+    if let Spec::File(f) = &mut secret {
+        f.sensitive = true;
+    }
+    let d = desired(vec![resource(secret, &[])]);
+    let mut observed = ObservedState::new("web-01");
+    observed.resources.insert(
+        id("file:/etc/app/secret"),
+        file("/etc/app/secret", "typed by hand\n", "0600"),
+    );
+    let p = plan(Some(&d), Some(&observed), None);
+    let json = serde_json::to_string(&p).expect("json");
+    assert!(
+        !json.contains("hunter2") && !json.contains("typed by hand"),
+        "{json}"
+    );
+    assert!(p.changes[0].sensitive && p.changes[0].diff.is_none());
+}
