@@ -129,13 +129,31 @@ pub fn plan(
     };
     let mut changes = Vec::new();
     let mut used_observations: BTreeMap<&ResourceId, &Spec> = BTreeMap::new();
+    let base_index: std::collections::HashMap<&ResourceId, &Spec> = base
+        .map(|b| b.resources.iter().map(|r| (&r.id, &r.spec)).collect())
+        .unwrap_or_default();
     let empty = Vec::new();
     let desired_resources = desired.map_or(&empty, |d| &d.resources);
     for r in desired_resources {
-        let base_spec = base.and_then(|b| b.get(&r.id)).map(|b| &b.spec);
+        let base_spec = base_index.get(&r.id).copied();
         let (before, unobserved) = match observed {
             Some(o) => match o.resources.get(&r.id) {
                 Some(spec) => {
+                    if in_sync(&r.spec, spec) {
+                        debug_assert!(
+                            resource_change(
+                                &r.id,
+                                &r.spec,
+                                Some(spec),
+                                base_index.get(&r.id).copied(),
+                                false
+                            )
+                            .is_none(),
+                            "fast path disagrees with the full comparison for {}",
+                            r.id
+                        );
+                        continue;
+                    }
                     used_observations.insert(&r.id, spec);
                     (Some(spec), false)
                 }
@@ -150,15 +168,15 @@ pub fn plan(
     }
     add_restarts(desired_resources, &mut changes);
     // Resources managed before (base, or reported by the agent) but not any more.
-    let desired_ids: BTreeSet<&ResourceId> = desired_resources.iter().map(|r| &r.id).collect();
+    let desired_ids: std::collections::HashSet<&ResourceId> =
+        desired_resources.iter().map(|r| &r.id).collect();
     let mut gone: BTreeSet<&ResourceId> = BTreeSet::new();
-    if let Some(b) = base {
-        gone.extend(b.resources.iter().map(|r| &r.id));
-    }
-    if let Some(o) = observed {
-        gone.extend(o.resources.keys());
-    }
-    for id in gone.into_iter().filter(|id| !desired_ids.contains(id)) {
+    let previously = base
+        .into_iter()
+        .flat_map(|b| b.resources.iter().map(|r| &r.id))
+        .chain(observed.into_iter().flat_map(|o| o.resources.keys()));
+    gone.extend(previously.filter(|id| !desired_ids.contains(id)));
+    for id in gone {
         changes.push(Change {
             id: id.clone(),
             action: Action::Unmanage,
@@ -182,8 +200,9 @@ pub fn plan(
 
 /// The canonical form hashed into a plan digest: format version, node, and for every change
 /// that touches the host its id, action, triggers and properties (name, before, after) in
-/// apply order, then the digest of every observed resource the plan was computed from, by
-/// id. Causes, diffs and unmanaged resources are not part of it: they do not change what
+/// apply order, then the digest of the observed state of every resource that would change,
+/// by id. (Observations of resources in sync need not be hashed: if one of them changes
+/// before apply, the agent's plan gains a change and its digest differs anyway.) Causes, diffs and unmanaged resources are not part of it: they do not change what
 /// the agent would do, and the agent has no base revision to derive causes from.
 pub fn digest(node: &str, changes: &[Change], observed: &BTreeMap<&ResourceId, &Spec>) -> String {
     #[derive(Serialize)]
@@ -226,6 +245,52 @@ pub fn digest(node: &str, changes: &[Change], observed: &BTreeMap<&ResourceId, &
             .collect(),
     };
     sha256(&serde_json::to_vec(&canonical).unwrap_or_default())
+}
+
+/// Whether `observed` already satisfies `desired`: the fast path for the common case of a
+/// converged resource, without building property lists. Must agree with
+/// `resource_change` returning `None`; the slow path is authoritative when unsure.
+fn in_sync(desired: &Spec, observed: &Spec) -> bool {
+    fn managed<T: PartialEq>(want: &Option<T>, have: &Option<T>) -> bool {
+        want.is_none() || want == have
+    }
+    match (desired, observed) {
+        (Spec::File(d), Spec::File(o)) => {
+            d.ensure == o.ensure
+                && (d.ensure == Ensure::Absent
+                    || (managed(&d.sha256, &o.sha256)
+                        && managed(&d.mode, &o.mode)
+                        && managed(&d.owner, &o.owner)
+                        && managed(&d.group, &o.group)))
+        }
+        (Spec::Directory(d), Spec::Directory(o)) => {
+            d.ensure == o.ensure
+                && (d.ensure == Ensure::Absent
+                    || (managed(&d.mode, &o.mode)
+                        && managed(&d.owner, &o.owner)
+                        && managed(&d.group, &o.group)))
+        }
+        (Spec::Symlink(d), Spec::Symlink(o)) => {
+            d.ensure == o.ensure && (d.ensure == Ensure::Absent || managed(&d.target, &o.target))
+        }
+        (Spec::Package(d), Spec::Package(o)) => match (&d.ensure, &o.ensure) {
+            (PackageEnsure::Absent, PackageEnsure::Absent) => true,
+            (PackageEnsure::Present | PackageEnsure::Latest, PackageEnsure::Version(_)) => true,
+            (PackageEnsure::Version(want), PackageEnsure::Version(have)) => want == have,
+            _ => false,
+        },
+        (Spec::Sysctl(d), Spec::Sysctl(o)) => d.value == o.value,
+        (Spec::Service(d), Spec::Service(o)) => {
+            d.state == o.state
+                && managed(&d.enabled, &o.enabled)
+                && (d.unit.is_none()
+                    || d.unit.as_ref().map(|u| &u.sha256) == o.unit.as_ref().map(|u| &u.sha256))
+                && d.restart == o.restart
+                && managed(&d.health_check, &o.health_check)
+                && d.environment == o.environment
+        }
+        _ => false,
+    }
 }
 
 /// The properties a spec manages, as display strings; `None` values are unmanaged.

@@ -145,7 +145,7 @@ fn the_agent_derives_the_same_digest_without_a_base() {
     // Pinned: a change here changes which approved plans agents accept. Bump PLAN_FORMAT.
     assert_eq!(
         agent.digest,
-        "sha256:f7354058560ab63eeda7c06831c430fc1f03c1bd53f1660fc33cbe97a4941aea"
+        "sha256:e052b382d9b3049610ecbfe406c518fab0975aa1e34181fa455e0ed45f6249ab"
     );
 }
 
