@@ -56,7 +56,7 @@ pub fn read_dir(root: &Path) -> Result<Snapshot, SourceError> {
             })?;
             let name = entry.file_name();
             if kind.is_dir() {
-                if name != ".git" && name != "target" {
+                if name != ".git" {
                     todo.push(path);
                 }
                 continue;
