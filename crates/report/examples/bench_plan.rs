@@ -151,12 +151,12 @@ fn main() {
         let mut observed = BTreeMap::new();
         for (i, (name, d)) in base.model.desired().enumerate() {
             let mut o = ObservedState::converged(d);
-            if i % 10 == 0 {
-                if let Some(Spec::File(f)) = o.resources.get_mut(&drifted) {
-                    let text = "edited by hand\n";
-                    f.content = Some(text.into());
-                    f.sha256 = Some(state::digest::sha256(text.as_bytes()));
-                }
+            if i.is_multiple_of(10)
+                && let Some(Spec::File(f)) = o.resources.get_mut(&drifted)
+            {
+                let text = "edited by hand\n";
+                f.content = Some(text.into());
+                f.sha256 = Some(state::digest::sha256(text.as_bytes()));
             }
             observed.insert(name.to_owned(), o);
         }

@@ -201,7 +201,7 @@ pub fn plan(
 /// The canonical form hashed into a plan digest: format version, node, and for every change
 /// that touches the host its id, action, triggers and properties (name, before, after) in
 /// apply order, then the digest of the observed state of every resource that would change,
-/// by id. (Observations of resources in sync need not be hashed: if one of them changes
+/// by id, file content counted by its digest only. (Observations of resources in sync need not be hashed: if one of them changes
 /// before apply, the agent's plan gains a change and its digest differs anyway.) Causes, diffs and unmanaged resources are not part of it: they do not change what
 /// the agent would do, and the agent has no base revision to derive causes from.
 pub fn digest(node: &str, changes: &[Change], observed: &BTreeMap<&ResourceId, &Spec>) -> String {
@@ -239,7 +239,18 @@ pub fn digest(node: &str, changes: &[Change], observed: &BTreeMap<&ResourceId, &
         observed: observed
             .iter()
             .map(|(id, spec)| {
-                let bytes = serde_json::to_vec(spec).unwrap_or_default();
+                // File content is covered by its `sha256`; whether an agent also sent the
+                // text (for diffs) must not change the digest.
+                let bytes = match spec {
+                    Spec::File(f) if f.content.is_some() => {
+                        serde_json::to_vec(&Spec::File(crate::FileSpec {
+                            content: None,
+                            ..f.clone()
+                        }))
+                    }
+                    other => serde_json::to_vec(other),
+                }
+                .unwrap_or_default();
                 (*id, sha256(&bytes))
             })
             .collect(),

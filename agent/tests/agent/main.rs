@@ -1,0 +1,9 @@
+//! The agent's one integration-test binary: real filesystems in temporary directories, the
+//! real `centossrv-agent` binary for the command line and the crash test. No mocks.
+
+mod cli;
+mod converge;
+mod crash;
+mod rollback;
+mod unsupported;
+mod util;
