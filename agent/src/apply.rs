@@ -152,7 +152,18 @@ fn targets_of(id: &ResourceId, spec: &Spec, targets: &mut BTreeSet<Target>) {
             targets.insert(Target::Path(SYSCTL_PERSIST_PATH.to_owned()));
             targets.insert(Target::Sysctl(s.key.clone()));
         }
-        _ => debug_assert!(!supported(id.kind), "{id} is supported but has no targets"),
+        Spec::Package(p) => {
+            targets.insert(Target::Package(p.name.clone()));
+        }
+        Spec::User(u) => {
+            targets.insert(Target::User(u.name.clone()));
+        }
+        Spec::Group(g) => {
+            targets.insert(Target::Group(g.name.clone()));
+        }
+        Spec::Service(_) => {
+            debug_assert!(!supported(id.kind), "{id} is supported but has no targets")
+        }
     }
 }
 
@@ -557,6 +568,9 @@ fn execute(host: &dyn Host, spec: &Spec, action: Action) -> Result<(), String> {
             host.symlink_atomic(&l.path, target).map_err(host_err)
         }
         Spec::Sysctl(s) => apply_sysctl(host, &s.key, &s.value),
+        Spec::Package(p) => crate::packages::set_package(host, &p.name, &p.ensure),
+        Spec::User(u) => crate::accounts::set_user(host, u),
+        Spec::Group(g) => crate::accounts::set_group(host, g),
         other => {
             debug_assert!(false, "{action:?} of an unsupported {}", other.kind());
             Err(unsupported_reason(other.kind()))

@@ -42,6 +42,13 @@ pub struct Cli {
     /// Where generations and the lock live [default: ROOT/var/lib/centossrv-agent].
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// An extra package repository for dnf (`--repofrompath NAME,URL`), on top of the root's
+    /// own repository configuration; repeatable. For tests and offline use.
+    #[arg(long = "repo", global = true, value_name = "NAME=URL", value_parser = parse_repo)]
+    pub repos: Vec<(String, String)>,
+    /// Do not check package signatures (dnf `--nogpgcheck`).
+    #[arg(long, global = true)]
+    pub nogpgcheck: bool,
     /// Output format [default: json for observe, text otherwise].
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
@@ -119,6 +126,22 @@ pub enum CliError {
     Json(#[source] serde_json::Error),
 }
 
+fn parse_repo(s: &str) -> Result<(String, String), String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=URL, got `{s}`"))?;
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok || url.is_empty() || url.contains(',') {
+        return Err(format!(
+            "expected NAME=URL with a name of letters, digits, `-_.` and a URL without `,`, got `{s}`"
+        ));
+    }
+    Ok((name.to_owned(), url.to_owned()))
+}
+
 fn read_desired(path: &Path) -> Result<DesiredState, CliError> {
     let mut bytes = Vec::new();
     let read = if path == Path::new("-") {
@@ -154,7 +177,10 @@ fn print_json(value: &impl Serialize) -> Result<(), CliError> {
 
 /// Runs one parsed command line.
 pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
-    let host = RealHost::new(&cli.root)?;
+    let host = RealHost::new(&cli.root)?.with_package_options(crate::host::PackageOptions {
+        repos: cli.repos.clone(),
+        nogpgcheck: cli.nogpgcheck,
+    });
     let store = Store::new(
         cli.state_dir
             .clone()

@@ -18,6 +18,7 @@
 //! N, N+1, ... latest: every path takes its state from the oldest kept generation >= N that
 //! recorded it. A rollback records a generation itself, so it can be undone the same way.
 
+use crate::accounts::{Accounts, GroupRecord, UserRecord};
 use crate::host::{EntryKind, FileAttrs, Host, HostError};
 use crate::observe::{group_name, mode_string, normalize_sysctl, owner_name};
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,8 @@ pub enum GenerationError {
     },
     #[error("no generations recorded in {dir}")]
     NoGenerations { dir: PathBuf },
+    #[error("cannot record the current state: {0}")]
+    Capture(String),
     #[error("generation {number} is not kept (kept: {kept})")]
     NotKept { number: u64, kept: String },
 }
@@ -83,6 +86,12 @@ pub enum Target {
     Path(String),
     /// A sysctl's live value.
     Sysctl(String),
+    /// A package's installed version(s).
+    Package(String),
+    /// A user's passwd entry and supplementary groups.
+    User(String),
+    /// A group's entry.
+    Group(String),
 }
 
 /// The recorded state of one path.
@@ -136,6 +145,28 @@ pub struct SysctlEntry {
     pub live: Option<String>,
 }
 
+/// The recorded versions of a package (`[epoch:]version-release`); empty when it was not
+/// installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageEntry {
+    pub name: String,
+    pub installed: Vec<String>,
+}
+
+/// The recorded account of a user; `previous: None` when it did not exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEntry {
+    pub name: String,
+    pub previous: Option<UserRecord>,
+}
+
+/// The recorded entry of a group; `previous: None` when it did not exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEntry {
+    pub name: String,
+    pub previous: Option<GroupRecord>,
+}
+
 /// Who records a generation and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -163,6 +194,12 @@ pub struct Generation {
     pub paths: Vec<PathEntry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sysctls: Vec<SysctlEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<PackageEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupEntry>,
 }
 
 /// `finished.json`: how the operation a generation precedes ended.
@@ -182,6 +219,11 @@ pub struct GenerationInfo {
     pub header: Header,
     pub paths: usize,
     pub sysctls: usize,
+    #[serde(default)]
+    pub packages: usize,
+    /// Users and groups.
+    #[serde(default)]
+    pub accounts: usize,
     /// `None`: the operation was interrupted (or is running).
     pub finished: Option<Finished>,
 }
@@ -189,7 +231,16 @@ pub struct GenerationInfo {
 /// Proof that the caller holds the state directory's lock.
 #[derive(Debug)]
 pub struct StoreLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for StoreLock {
+    /// Unlocks explicitly: a child process forked by another thread (the agent runs rpm,
+    /// dnf and shadow-utils) may still hold a copy of the descriptor until it execs, and
+    /// with it the lock, if closing were relied on.
+    fn drop(&mut self) {
+        let _ = rustix::fs::flock(&self.file, rustix::fs::FlockOperation::Unlock);
+    }
 }
 
 /// The agent's state directory.
@@ -232,7 +283,7 @@ impl Store {
             .open(&path)
             .map_err(io_err("open", &path))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(StoreLock { _file: file }),
+            Ok(()) => Ok(StoreLock { file }),
             Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(GenerationError::Locked { path }),
             Err(e) => Err(io_err("lock", &path)(e.into())),
         }
@@ -287,6 +338,10 @@ impl Store {
         create_private_dir(&blobs)?;
         let mut paths = Vec::new();
         let mut sysctls = Vec::new();
+        let mut packages = Vec::new();
+        let mut users = Vec::new();
+        let mut groups = Vec::new();
+        let mut accounts: Option<Accounts> = None;
         let mut stored = BTreeSet::new();
         for target in targets {
             match target {
@@ -306,6 +361,28 @@ impl Store {
                     key: key.clone(),
                     live: host.read_sysctl(key)?,
                 }),
+                Target::Package(name) => packages.push(PackageEntry {
+                    name: name.clone(),
+                    installed: crate::packages::installed_versions(host, name)
+                        .map_err(GenerationError::Capture)?,
+                }),
+                Target::User(name) | Target::Group(name) => {
+                    if accounts.is_none() {
+                        accounts = Some(Accounts::read(host).map_err(GenerationError::Capture)?);
+                    }
+                    let a = accounts.as_ref().unwrap_or_else(|| unreachable!());
+                    if matches!(target, Target::User(_)) {
+                        users.push(UserEntry {
+                            name: name.clone(),
+                            previous: a.user(name),
+                        });
+                    } else {
+                        groups.push(GroupEntry {
+                            name: name.clone(),
+                            previous: a.group(name),
+                        });
+                    }
+                }
             }
         }
         let generation = Generation {
@@ -315,6 +392,9 @@ impl Store {
             header,
             paths,
             sysctls,
+            packages,
+            users,
+            groups,
         };
         let json =
             serde_json::to_vec_pretty(&generation).map_err(|source| GenerationError::Corrupt {
@@ -387,6 +467,8 @@ impl Store {
                     header: g.header,
                     paths: g.paths.len(),
                     sysctls: g.sysctls.len(),
+                    packages: g.packages.len(),
+                    accounts: g.users.len() + g.groups.len(),
                     finished: self.load_finished(n)?,
                 })
             })
@@ -575,6 +657,9 @@ pub fn rollback(
         .collect();
     let mut paths: BTreeMap<String, (u64, PathState)> = BTreeMap::new();
     let mut sysctls: BTreeMap<String, (u64, Option<String>)> = BTreeMap::new();
+    let mut packages: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
+    let mut users: BTreeMap<String, (u64, Option<UserRecord>)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, (u64, Option<GroupRecord>)> = BTreeMap::new();
     for &n in undone.iter().rev() {
         let g = store.load(n)?;
         for e in g.paths {
@@ -583,11 +668,23 @@ pub fn rollback(
         for s in g.sysctls {
             sysctls.entry(s.key).or_insert((n, s.live));
         }
+        for p in g.packages {
+            packages.entry(p.name).or_insert((n, p.installed));
+        }
+        for u in g.users {
+            users.entry(u.name).or_insert((n, u.previous));
+        }
+        for gr in g.groups {
+            groups.entry(gr.name).or_insert((n, gr.previous));
+        }
     }
     let targets: BTreeSet<Target> = paths
         .keys()
         .map(|p| Target::Path(p.clone()))
         .chain(sysctls.keys().map(|k| Target::Sysctl(k.clone())))
+        .chain(packages.keys().map(|k| Target::Package(k.clone())))
+        .chain(users.keys().map(|k| Target::User(k.clone())))
+        .chain(groups.keys().map(|k| Target::Group(k.clone())))
         .collect();
     let recorded = if targets.is_empty() {
         None
@@ -616,6 +713,66 @@ pub fn rollback(
     });
     let mut entries = Vec::new();
     let mut totals = RestoreTotals::default();
+    // Packages first (they own paths and may create accounts), then groups that existed
+    // (users may need them), users, and last the groups that did not exist (a group cannot
+    // be deleted while it is some user's primary group); then paths and sysctls.
+    for (name, (n, installed)) in &packages {
+        let t = Instant::now();
+        let result = restore_package(host, name, installed);
+        entries.push(restore_entry(
+            format!("package:{name}"),
+            *n,
+            result,
+            t,
+            &mut totals,
+        ));
+    }
+    let account_result = |changed: Result<bool, String>, existed: bool| {
+        changed.map(|c| match (c, existed) {
+            (false, _) => RestoreOutcome::Unchanged,
+            (true, true) => RestoreOutcome::Restored,
+            (true, false) => RestoreOutcome::Removed,
+        })
+    };
+    for (name, (n, previous)) in groups.iter().filter(|(_, (_, p))| p.is_some()) {
+        let t = Instant::now();
+        let result = account_result(
+            crate::accounts::restore_group(host, name, previous.as_ref()),
+            true,
+        );
+        entries.push(restore_entry(
+            format!("group:{name}"),
+            *n,
+            result,
+            t,
+            &mut totals,
+        ));
+    }
+    for (name, (n, previous)) in &users {
+        let t = Instant::now();
+        let result = account_result(
+            crate::accounts::restore_user(host, name, previous.as_ref()),
+            previous.is_some(),
+        );
+        entries.push(restore_entry(
+            format!("user:{name}"),
+            *n,
+            result,
+            t,
+            &mut totals,
+        ));
+    }
+    for (name, (n, _)) in groups.iter().filter(|(_, (_, p))| p.is_none()) {
+        let t = Instant::now();
+        let result = account_result(crate::accounts::restore_group(host, name, None), false);
+        entries.push(restore_entry(
+            format!("group:{name}"),
+            *n,
+            result,
+            t,
+            &mut totals,
+        ));
+    }
     for (path, (n, state)) in order {
         let t = Instant::now();
         let result = restore_path(host, store, *n, path, state);
@@ -843,6 +1000,44 @@ fn set_link_owner(
     } else {
         RestoreOutcome::Unchanged
     })
+}
+
+/// Puts a package back to its recorded versions with dnf (the old version must still be
+/// available in a repository).
+fn restore_package(
+    host: &dyn Host,
+    name: &str,
+    installed: &[String],
+) -> Result<RestoreOutcome, String> {
+    use state::PackageEnsure;
+    let current = crate::packages::installed_versions(host, name)?;
+    if current == installed {
+        return Ok(RestoreOutcome::Unchanged);
+    }
+    match installed {
+        [] => crate::packages::set_package(host, name, &PackageEnsure::Absent)
+            .map(|()| RestoreOutcome::Removed),
+        [one] => {
+            crate::packages::set_package(host, name, &PackageEnsure::Version(one.clone()))?;
+            let now = crate::packages::installed_versions(host, name)?;
+            if now.len() == 1 && crate::packages::evr_matches(one, &now[0]) {
+                Ok(RestoreOutcome::Restored)
+            } else {
+                Err(format!(
+                    "dnf ran, but {name} is now {} instead of {one}",
+                    if now.is_empty() {
+                        "not installed".to_owned()
+                    } else {
+                        now.join(", ")
+                    }
+                ))
+            }
+        }
+        several => Err(format!(
+            "several versions were installed ({}); rollback restores a single version only",
+            several.join(", ")
+        )),
+    }
 }
 
 fn restore_sysctl(

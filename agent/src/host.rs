@@ -13,7 +13,8 @@ use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::OnceLock;
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 /// The file in which the agent persists the sysctl values it manages (a host path).
@@ -143,6 +144,43 @@ pub trait Host: fmt::Debug {
     /// Removes a live sysctl value: only meaningful under a sandbox root (rollback of a key
     /// that had no value); a no-op on a real host, where the kernel owns `/proc/sys`.
     fn remove_sysctl(&self, key: &str) -> Result<(), HostError>;
+    /// Runs one of the host's tools (`rpm`, `dnf`, `useradd`...) to completion, with
+    /// `LC_ALL=C` and `HOME` set to the agent's private tool directory (see
+    /// [`Host::tool_dir`]). An error only when it cannot be started.
+    fn run_tool(&self, program: &str, args: &[String]) -> Result<ToolOutput, HostError>;
+    /// A private directory for tool configuration: `.rpmmacros` pinning `%_dbpath` to
+    /// `/var/lib/rpm` (so rpm and dnf agree whatever rpm's build default is) and a minimal
+    /// `dnf.conf` for roots without one.
+    fn tool_dir(&self) -> Result<PathBuf, HostError>;
+    /// The package options given on the command line.
+    fn package_options(&self) -> &PackageOptions;
+    /// Forget cached account names: `etc/passwd` or `etc/group` changed.
+    fn accounts_changed(&self);
+}
+
+/// What a tool run by [`Host::run_tool`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutput {
+    /// The exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ToolOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Package manager options of the agent (`--repo NAME=URL`, `--nogpgcheck`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageOptions {
+    /// Extra repositories (name, URL) added with dnf's `--repofrompath`, on top of the
+    /// root's own repository configuration.
+    pub repos: Vec<(String, String)>,
+    /// Pass `--nogpgcheck` to dnf.
+    pub nogpgcheck: bool,
 }
 
 /// The host path of a sysctl's live value, as sysctl(8) maps it: `net.ipv4.ip_forward` ->
@@ -202,7 +240,17 @@ pub struct RealHost {
     /// The canonical root, to check that resolved paths stay inside a sandbox.
     canonical_root: PathBuf,
     sandbox: bool,
-    accounts: OnceLock<Accounts>,
+    accounts: Mutex<Option<Arc<Accounts>>>,
+    packages: PackageOptions,
+    tool_dir: OnceLock<Result<PathBuf, String>>,
+}
+
+impl Drop for RealHost {
+    fn drop(&mut self) {
+        if let Some(Ok(dir)) = self.tool_dir.get() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl RealHost {
@@ -224,8 +272,21 @@ impl RealHost {
             root,
             canonical_root,
             sandbox,
-            accounts: OnceLock::new(),
+            accounts: Mutex::new(None),
+            packages: PackageOptions::default(),
+            tool_dir: OnceLock::new(),
         })
+    }
+
+    /// Sets the package manager options.
+    pub fn with_package_options(mut self, options: PackageOptions) -> RealHost {
+        self.packages = options;
+        self
+    }
+
+    /// The canonical root directory (absolute, symlinks resolved).
+    pub fn canonical_root(&self) -> &Path {
+        &self.canonical_root
     }
 
     /// Whether the root is a sandbox (not `/`).
@@ -270,19 +331,41 @@ impl RealHost {
         Ok(full)
     }
 
-    fn accounts(&self) -> &Accounts {
-        self.accounts.get_or_init(|| {
-            let read = |p: &str| {
-                self.resolve(p)
-                    .ok()
-                    .and_then(|p| fs::read_to_string(p).ok())
-                    .unwrap_or_default()
-            };
-            Accounts {
-                users: Accounts::parse(&read("/etc/passwd")),
-                groups: Accounts::parse(&read("/etc/group")),
+    fn accounts(&self) -> Arc<Accounts> {
+        let mut cached = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .get_or_insert_with(|| {
+                let read = |p: &str| {
+                    self.resolve(p)
+                        .ok()
+                        .and_then(|p| fs::read_to_string(p).ok())
+                        .unwrap_or_default()
+                };
+                Arc::new(Accounts {
+                    users: Accounts::parse(&read("/etc/passwd")),
+                    groups: Accounts::parse(&read("/etc/group")),
+                })
+            })
+            .clone()
+    }
+
+    fn make_tool_dir() -> Result<PathBuf, String> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("centossrv-agent-tools-{}-{n}", std::process::id()));
+        let result = (|| {
+            if dir.exists() {
+                fs::remove_dir_all(&dir)?;
             }
-        })
+            fs::DirBuilder::new().mode(0o700).create(&dir)?;
+            fs::write(dir.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n")?;
+            fs::write(dir.join("dnf.conf"), "[main]\n")?;
+            Ok::<_, io::Error>(())
+        })();
+        result
+            .map(|()| dir.clone())
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))
     }
 
     fn sync_parent(full: &Path) -> Result<(), HostError> {
@@ -446,7 +529,8 @@ impl Host for RealHost {
     }
 
     fn user_name(&self, uid: u32) -> Option<String> {
-        let users = &self.accounts().users;
+        let accounts = self.accounts();
+        let users = &accounts.users;
         users
             .iter()
             .find(|(_, id)| *id == uid)
@@ -454,7 +538,8 @@ impl Host for RealHost {
     }
 
     fn group_name(&self, gid: u32) -> Option<String> {
-        let groups = &self.accounts().groups;
+        let accounts = self.accounts();
+        let groups = &accounts.groups;
         groups
             .iter()
             .find(|(_, id)| *id == gid)
@@ -462,12 +547,14 @@ impl Host for RealHost {
     }
 
     fn user_id(&self, name: &str) -> Option<u32> {
-        let users = &self.accounts().users;
+        let accounts = self.accounts();
+        let users = &accounts.users;
         users.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
     }
 
     fn group_id(&self, name: &str) -> Option<u32> {
-        let groups = &self.accounts().groups;
+        let accounts = self.accounts();
+        let groups = &accounts.groups;
         groups.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
     }
 
@@ -512,6 +599,41 @@ impl Host for RealHost {
         }
         let full = self.resolve(&sysctl_path(key)?)?;
         remove_if_exists(&full)
+    }
+
+    fn run_tool(&self, program: &str, args: &[String]) -> Result<ToolOutput, HostError> {
+        let home = self.tool_dir()?;
+        let out = Command::new(program)
+            .args(args)
+            .env("HOME", &home)
+            .env("LC_ALL", "C")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(io_err("run", Path::new(program)))?;
+        Ok(ToolOutput {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn tool_dir(&self) -> Result<PathBuf, HostError> {
+        self.tool_dir
+            .get_or_init(Self::make_tool_dir)
+            .clone()
+            .map_err(|e| HostError::Io {
+                op: "prepare",
+                path: PathBuf::from("the agent's tool directory"),
+                source: io::Error::other(e),
+            })
+    }
+
+    fn package_options(&self) -> &PackageOptions {
+        &self.packages
+    }
+
+    fn accounts_changed(&self) {
+        *self.accounts.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 

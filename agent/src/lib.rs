@@ -1,17 +1,19 @@
 //! The centossrv node agent: observes the host, re-derives the plan with the shared
 //! `state::plan()`, applies desired state atomically, records generations and rolls back.
-//! This build handles files, directories, symlinks and sysctls; packages, services, users
-//! and groups are reported as not supported (see `README.md`).
+//! This build handles files, directories, symlinks, sysctls, packages (rpm/dnf), users and
+//! groups (shadow-utils); services are reported as not supported (see `README.md`).
 
+pub mod accounts;
 pub mod apply;
 pub mod cli;
 pub mod generations;
 pub mod host;
 pub mod observe;
 pub mod output;
+pub mod packages;
 pub mod time;
 
 pub use apply::{ApplyOptions, ApplyReport, ApplyStatus, Outcome, apply};
 pub use generations::{RollbackReport, Store, rollback};
-pub use host::{Host, RealHost};
+pub use host::{Host, PackageOptions, RealHost};
 pub use observe::{Observation, observe};

@@ -1,7 +1,7 @@
 //! Observation: for each resource of a desired state this agent build handles (files,
-//! directories, symlinks, sysctls), what is on the host now, in the `Spec` vocabulary of
-//! `state::ObservedState`. Packages, services, users and groups are omitted, so plans show
-//! them as not yet observed.
+//! directories, symlinks, sysctls, packages, users, groups), what is on the host now, in the
+//! `Spec` vocabulary of `state::ObservedState`. Services are omitted, so plans show them as
+//! not yet observed.
 
 use crate::host::{EntryKind, Host, HostError, Meta, SYSCTL_PERSIST_PATH};
 use state::digest::sha256;
@@ -22,7 +22,13 @@ pub const NO_LIVE_VALUE: &str = "(no live value)";
 pub fn supported(kind: ResourceKind) -> bool {
     matches!(
         kind,
-        ResourceKind::File | ResourceKind::Directory | ResourceKind::Symlink | ResourceKind::Sysctl
+        ResourceKind::File
+            | ResourceKind::Directory
+            | ResourceKind::Symlink
+            | ResourceKind::Sysctl
+            | ResourceKind::Package
+            | ResourceKind::User
+            | ResourceKind::Group
     )
 }
 
@@ -66,7 +72,15 @@ pub fn observe(host: &dyn Host, desired: &DesiredState) -> Observation {
                     Err(e) => Err(e.clone()),
                 }
             }
-            Spec::Package(_) | Spec::Service(_) | Spec::User(_) | Spec::Group(_) => Ok(None),
+            Spec::Package(d) => crate::packages::observe_package(host, d).map(|ensure| {
+                Some(Spec::Package(state::PackageSpec {
+                    name: d.name.clone(),
+                    ensure,
+                }))
+            }),
+            Spec::User(d) => crate::accounts::observe_user(host, d).map(|u| Some(Spec::User(u))),
+            Spec::Group(d) => crate::accounts::observe_group(host, d).map(|g| Some(Spec::Group(g))),
+            Spec::Service(_) => Ok(None),
         };
         match result {
             Ok(Some(spec)) => {

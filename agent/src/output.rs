@@ -248,8 +248,8 @@ pub fn generations(list: &[GenerationInfo]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>6}  {}  {what}: {} paths, {} sysctls; {result}",
-            g.number, g.created_at, g.paths, g.sysctls
+            "{:>6}  {}  {what}: {} paths, {} sysctls, {} packages, {} accounts; {result}",
+            g.number, g.created_at, g.paths, g.sysctls, g.packages, g.accounts
         );
     }
     out

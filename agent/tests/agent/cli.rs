@@ -22,7 +22,7 @@ fn plan_apply_generations_rollback() {
     let desired = desired(vec![
         file("/etc/motd", "hello\n", "0644"),
         sysctl("net.core.somaxconn", "1024"),
-        package("nginx"),
+        service("nginx"),
     ]);
     let path = write_desired(&sb.base, "desired.json", &desired);
     let path = path.to_str().expect("utf-8 path");
@@ -31,14 +31,14 @@ fn plan_apply_generations_rollback() {
     assert_eq!(observe.status.code(), Some(0));
     let observed: state::ObservedState =
         serde_json::from_slice(&observe.stdout).expect("observe prints an ObservedState");
-    assert_eq!(observed.resources.len(), 2, "the package is not observed");
+    assert_eq!(observed.resources.len(), 2, "the service is not observed");
 
     let plan = agent(&sb, &["plan", path, "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(2), "{}", stdout(&plan));
     let text = stdout(&plan);
     assert!(text.contains("+ create file:/etc/motd"), "{text}");
     assert!(
-        text.contains("resource type `package` is not supported by this agent build yet"),
+        text.contains("resource type `service` is not supported by this agent build yet"),
         "{text}"
     );
 
@@ -68,7 +68,7 @@ fn plan_apply_generations_rollback() {
     assert!(report["plan"]["changes"].is_array());
     assert!(!sb.exists("/etc/motd"));
 
-    // The approved digest: applied; the package fails, so exit 2.
+    // The approved digest: applied; the service fails, so exit 2.
     let applied = agent(
         &sb,
         &[
@@ -90,7 +90,7 @@ fn plan_apply_generations_rollback() {
     assert!(sb.exists("/var/lib/centossrv-agent/generations/00000001/generation.json"));
 
     let plan = agent(&sb, &["plan", path, "--detailed-exitcode"]);
-    assert_eq!(plan.status.code(), Some(2), "the package is still a change");
+    assert_eq!(plan.status.code(), Some(2), "the service is still a change");
 
     let generations = agent(&sb, &["generations"]);
     assert_eq!(generations.status.code(), Some(0));

@@ -3,7 +3,7 @@
 
 use crate::util::*;
 use agent::{ApplyStatus, Outcome};
-use state::{Action, ResourceKind};
+use state::Action;
 
 fn example() -> state::DesiredState {
     desired(vec![
@@ -203,12 +203,16 @@ fn observe_reports_what_is_there() {
     );
     assert_eq!(get("file:/etc/secret").content, None, "sensitive: never");
     assert_eq!(get("file:/etc/missing").ensure, state::Ensure::Absent);
-    assert!(
+    // The sandbox has no rpm database: the package is observed as not installed.
+    assert_eq!(
         obs.state
             .resources
-            .keys()
-            .all(|id| id.kind != ResourceKind::Package),
-        "packages are not observed by this build"
+            .get(&"package:nginx".parse().expect("id")),
+        Some(&state::Spec::Package(state::PackageSpec {
+            name: "nginx".into(),
+            ensure: state::PackageEnsure::Absent,
+        })),
+        "packages are observed with rpm"
     );
 }
 

@@ -1,9 +1,11 @@
 //! The agent's one integration-test binary: real filesystems in temporary directories, the
 //! real `centossrv-agent` binary for the command line and the crash test. No mocks.
 
+mod accounts;
 mod cli;
 mod converge;
 mod crash;
+mod packages;
 mod rollback;
 mod unsupported;
 mod util;

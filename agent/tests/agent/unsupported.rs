@@ -1,5 +1,6 @@
-//! Resource types this build does not handle (packages, services, users, groups) fail with
-//! a clear reason, are never skipped or faked, and are left out of the observed state.
+//! Resource types this build does not handle (services) fail with a clear reason, are never
+//! skipped or faked, and are left out of the observed state; packages, users and groups that
+//! cannot be applied fail with the tool's own message.
 
 use crate::util::*;
 use agent::{ApplyStatus, Outcome};
@@ -15,7 +16,7 @@ fn rendered() -> DesiredState {
 }
 
 #[test]
-fn rendered_example_node_reports_unsupported_types_as_failed() {
+fn rendered_example_node_reports_unsupported_and_failing_resources() {
     let sb = Sandbox::new();
     for d in ["/etc/yum.repos.d", "/etc/modprobe.d", "/srv", "/var/spool"] {
         std::fs::create_dir_all(sb.path(d)).expect("mkdir");
@@ -27,28 +28,31 @@ fn rendered_example_node_reports_unsupported_types_as_failed() {
     let mut unsupported = 0;
     for r in &report.resources {
         let kind = r.id.kind;
-        if matches!(
-            kind,
-            ResourceKind::Package
-                | ResourceKind::Service
-                | ResourceKind::User
-                | ResourceKind::Group
-        ) {
-            unsupported += 1;
-            assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
-            assert_eq!(
-                r.reason.as_deref(),
-                Some(
-                    format!("resource type `{kind}` is not supported by this agent build yet")
-                        .as_str()
-                ),
-            );
+        let reason = r.reason.as_deref().unwrap_or_default();
+        match kind {
+            ResourceKind::Service => {
+                unsupported += 1;
+                assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+                assert_eq!(
+                    reason,
+                    "resource type `service` is not supported by this agent build yet"
+                );
+            }
+            // The sandbox has no repositories: dnf's own error, never "not supported".
+            ResourceKind::Package if r.id.name == "telnet-server" => {
+                assert_eq!(r.outcome, Outcome::Unchanged, "already absent: {r:?}");
+            }
+            ResourceKind::Package => {
+                assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+                assert!(
+                    reason.starts_with("dnf install ") || reason.starts_with("not applied: "),
+                    "{reason}"
+                );
+            }
+            _ => assert!(!reason.contains("not supported"), "{r:?}"),
         }
     }
-    assert!(
-        unsupported >= 10,
-        "the fixture has packages, services, users, groups"
-    );
+    assert!(unsupported >= 6, "the fixture has services");
     let by_id = |id: &str| {
         report
             .resources
@@ -83,16 +87,33 @@ fn rendered_example_node_reports_unsupported_types_as_failed() {
         desired.resources.len()
     );
 
-    // Observe leaves the unsupported types out; the plan shows them as not observed.
+    // The group is created with the real groupadd; the user fails on the missing `wheel`
+    // group with useradd's message, and what requires it is not applied.
+    assert_eq!(by_id("group:ops").outcome, Outcome::Changed);
+    let ops = by_id("user:ops");
+    assert_eq!(ops.outcome, Outcome::Failed);
+    let reason = ops.reason.as_deref().unwrap_or_default();
+    assert!(reason.starts_with("useradd failed"), "{reason}");
+    assert!(reason.contains("wheel"), "{reason}");
+    assert_eq!(
+        by_id("directory:/home/ops/.ssh").reason.as_deref(),
+        Some("not applied: requires `user:ops`, which failed")
+    );
+
+    // Observe leaves services out; the plan shows them as not observed.
     let observed = report.observed.as_ref().expect("observed");
-    assert!(observed.resources.keys().all(|id| matches!(
-        id.kind,
-        ResourceKind::File | ResourceKind::Directory | ResourceKind::Symlink | ResourceKind::Sysctl
-    )));
+    assert!(
+        observed
+            .resources
+            .keys()
+            .all(|id| id.kind != ResourceKind::Service)
+    );
     let plan = state::plan(Some(&desired), Some(observed), None);
     for c in &plan.changes {
-        if c.id.kind == ResourceKind::Package && c.action != Action::Restart {
+        if c.id.kind == ResourceKind::Service && c.action != Action::Restart {
             assert!(c.unobserved, "{c:?}");
+        } else {
+            assert!(!c.unobserved, "{c:?}");
         }
     }
 

@@ -230,6 +230,19 @@ pub fn package(name: &str) -> Spec {
     })
 }
 
+/// A service: a type this build does not handle yet.
+pub fn service(name: &str) -> Spec {
+    Spec::Service(state::ServiceSpec {
+        name: name.into(),
+        state: state::ServiceState::Running,
+        enabled: Some(true),
+        unit: None,
+        restart: state::RestartPolicy::No,
+        health_check: None,
+        environment: BTreeMap::new(),
+    })
+}
+
 pub fn id_of(spec: &Spec) -> ResourceId {
     let name = match spec {
         Spec::File(f) => f.path.clone(),
