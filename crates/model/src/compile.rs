@@ -6,6 +6,7 @@ use crate::loader::{self, Located};
 use crate::lower::{self, Body, Decl};
 use crate::manifest::{DriftMode, NodeDoc, RoleDoc, Selector, SelectorOperator, StaleApply, Vars};
 use crate::order;
+use crate::parallel::in_parallel;
 use crate::selector;
 use crate::snapshot::Snapshot;
 use crate::template::{RESERVED_VARS, Templates};
@@ -13,7 +14,7 @@ use crate::yaml::Pos;
 use minijinja::Value;
 use state::digest::sha256;
 use state::{DESIRED_FORMAT, DesiredResource, DesiredState, Origin, ResourceId, Spec, UnitFile};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Fleet-wide settings after defaults.
@@ -85,7 +86,10 @@ impl Compiled {
 }
 
 /// A role with its lowered declarations and its vars.
-type LoweredRole<'a> = (&'a Located<RoleDoc>, Vec<Decl>, BTreeMap<String, Value>);
+type LoweredRole<'a> = (&'a Located<RoleDoc>, Vec<Decl>, VarValues);
+
+/// Template variables by name; `Arc<str>` names, as every template context copies them.
+type VarValues = BTreeMap<Arc<str>, Value>;
 
 /// Compiles a snapshot of a fleet repository.
 pub fn compile(snapshot: &Snapshot) -> Compiled {
@@ -113,21 +117,129 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
 
     let inventory: Vec<Value> = nodes.iter().map(node_value).collect();
     let inventory = Value::from(inventory);
+    let shared = Shared {
+        lowered: &lowered,
+        fleet_vars: &fleet_vars,
+        inventory: &inventory,
+        templates: &templates,
+        fleet: &fleet,
+        rejected: &rejected,
+        commit: &snapshot.commit,
+    };
+    // Nodes compile independently: slices of the inventory on all cores, merged in
+    // inventory order, so the result is the same as one pass over the nodes.
+    let parts = in_parallel(&nodes, NODES_PER_TASK, |slice| {
+        compile_nodes(slice, &shared)
+    });
     let mut per_node = PerNode::default();
     let mut node_infos = BTreeMap::new();
     let mut desired = BTreeMap::new();
     let mut role_nodes: Vec<Vec<String>> = vec![Vec::new(); lowered.len()];
-    for node in &nodes {
+    for mut part in parts {
+        diags.append(&mut part.diags);
+        per_node.absorb(part.per_node);
+        node_infos.append(&mut part.node_infos);
+        desired.append(&mut part.desired);
+        for (all, mut some) in role_nodes.iter_mut().zip(part.role_nodes) {
+            all.append(&mut some);
+        }
+    }
+
+    let mut role_infos = Vec::new();
+    for ((role, _, _), nodes_of_role) in lowered.iter().zip(role_nodes) {
+        let pos = role.pos("/spec/selector");
+        if nodes_of_role.is_empty() && !nodes.is_empty() {
+            diags.push(
+                Diagnostic::new(
+                    Code::SelectorMatchesNothing,
+                    &role.file,
+                    pos.line,
+                    pos.column,
+                    format!(
+                        "role `{}` selects no node ({})",
+                        role.doc.metadata.name,
+                        selector::describe(&role.doc.spec.selector)
+                    ),
+                )
+                .hint("check the selector against the nodes' labels"),
+            );
+        }
+        role_infos.push(RoleInfo {
+            name: role.doc.metadata.name.clone(),
+            file: role.file.clone(),
+            line: role.pos("/metadata/name").line,
+            selector: role.doc.spec.selector.clone(),
+            nodes: nodes_of_role,
+        });
+    }
+    per_node.flush(&mut diags);
+    normalize(&mut diags);
+    Compiled {
+        model: Model {
+            commit: snapshot.commit.clone(),
+            fleet,
+            nodes: node_infos,
+            roles: role_infos,
+            desired,
+        },
+        diagnostics: diags,
+    }
+}
+
+/// Slices of at least this many nodes are compiled as one task.
+const NODES_PER_TASK: usize = 64;
+
+/// What compiling a node needs from the rest of the compilation; shared by the threads.
+struct Shared<'a> {
+    lowered: &'a [LoweredRole<'a>],
+    fleet_vars: &'a VarValues,
+    inventory: &'a Value,
+    templates: &'a Templates,
+    fleet: &'a FleetSettings,
+    rejected: &'a HashSet<ResourceId>,
+    commit: &'a Option<String>,
+}
+
+/// The nodes of one slice of the inventory, compiled, with what was found on them.
+struct NodesPart {
+    diags: Vec<Diagnostic>,
+    per_node: PerNode,
+    node_infos: BTreeMap<String, NodeInfo>,
+    desired: BTreeMap<String, Arc<DesiredState>>,
+    /// Per role, the nodes of this slice it selects.
+    role_nodes: Vec<Vec<String>>,
+}
+
+/// Compiles `nodes`, a slice of the inventory, in order.
+fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
+    let Shared {
+        lowered,
+        fleet_vars,
+        inventory,
+        templates,
+        fleet,
+        rejected,
+        commit,
+    } = *shared;
+    let mut diags = Vec::new();
+    let mut per_node = PerNode::default();
+    let mut node_infos = BTreeMap::new();
+    let mut desired = BTreeMap::new();
+    let mut role_nodes: Vec<Vec<String>> = vec![Vec::new(); lowered.len()];
+    for node in nodes {
         let name = &node.doc.metadata.name;
         let labels = &node.doc.metadata.labels;
         let node_vars = vars_to_values(&node.doc.spec.vars, node, "/spec/vars", &mut diags);
         let node_val = node_value(node);
-        let mut assembly = Assembly::default();
-        let mut role_names = Vec::new();
-        for (ri, (role, decls, role_vars)) in lowered.iter().enumerate() {
-            if !selector::matches(&role.doc.spec.selector, labels) {
-                continue;
-            }
+        let selected: Vec<usize> = (0..lowered.len())
+            .filter(|&ri| selector::matches(&lowered[ri].0.doc.spec.selector, labels))
+            .collect();
+        // Sized up front: a node's resources are not regrown (and copied) role by role.
+        let mut assembly =
+            Assembly::with_capacity(selected.iter().map(|&ri| lowered[ri].1.len()).sum());
+        let mut role_names = Vec::with_capacity(selected.len());
+        for &ri in &selected {
+            let (role, decls, role_vars) = &lowered[ri];
             role_nodes[ri].push(name.clone());
             role_names.push(role.doc.metadata.name.clone());
             let mut ctx: Option<Value> = None;
@@ -137,13 +249,8 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
                     Body::FileTemplate { base, template } => {
                         let ctx = ctx.get_or_insert_with(|| {
                             context(
-                                &fleet_vars,
-                                role_vars,
-                                &node_vars,
-                                &node_val,
-                                &inventory,
-                                role,
-                                &fleet,
+                                fleet_vars, role_vars, &node_vars, &node_val, inventory, role,
+                                fleet,
                             )
                         });
                         match templates.render(template, ctx) {
@@ -172,13 +279,8 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
                     Body::UnitTemplate { base, template } => {
                         let ctx = ctx.get_or_insert_with(|| {
                             context(
-                                &fleet_vars,
-                                role_vars,
-                                &node_vars,
-                                &node_val,
-                                &inventory,
-                                role,
-                                &fleet,
+                                fleet_vars, role_vars, &node_vars, &node_val, inventory, role,
+                                fleet,
                             )
                         });
                         match templates.render(template, ctx) {
@@ -223,7 +325,7 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
                 .hint("check its labels against the roles' selectors"),
             );
         }
-        let resources = assembly.finish(name, &rejected, &mut per_node);
+        let resources = assembly.finish(name, rejected, &mut per_node);
         let pos = node.pos("/metadata/name");
         node_infos.insert(
             name.clone(),
@@ -241,51 +343,18 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
             Arc::new(DesiredState {
                 format: DESIRED_FORMAT,
                 node: name.clone(),
-                commit: snapshot.commit.clone(),
+                commit: commit.clone(),
                 labels: labels.clone(),
                 resources,
             }),
         );
     }
-
-    let mut role_infos = Vec::new();
-    for ((role, _, _), nodes_of_role) in lowered.iter().zip(role_nodes) {
-        let pos = role.pos("/spec/selector");
-        if nodes_of_role.is_empty() && !nodes.is_empty() {
-            diags.push(
-                Diagnostic::new(
-                    Code::SelectorMatchesNothing,
-                    &role.file,
-                    pos.line,
-                    pos.column,
-                    format!(
-                        "role `{}` selects no node ({})",
-                        role.doc.metadata.name,
-                        selector::describe(&role.doc.spec.selector)
-                    ),
-                )
-                .hint("check the selector against the nodes' labels"),
-            );
-        }
-        role_infos.push(RoleInfo {
-            name: role.doc.metadata.name.clone(),
-            file: role.file.clone(),
-            line: role.pos("/metadata/name").line,
-            selector: role.doc.spec.selector.clone(),
-            nodes: nodes_of_role,
-        });
-    }
-    per_node.flush(&mut diags);
-    normalize(&mut diags);
-    Compiled {
-        model: Model {
-            commit: snapshot.commit.clone(),
-            fleet,
-            nodes: node_infos,
-            roles: role_infos,
-            desired,
-        },
-        diagnostics: diags,
+    NodesPart {
+        diags,
+        per_node,
+        node_infos,
+        desired,
+        role_nodes,
     }
 }
 
@@ -429,7 +498,7 @@ fn vars_to_values<T>(
     doc: &Located<T>,
     pointer: &str,
     diags: &mut Vec<Diagnostic>,
-) -> BTreeMap<String, Value> {
+) -> VarValues {
     let mut out = BTreeMap::new();
     for (k, v) in vars {
         if RESERVED_VARS.contains(&k.as_str()) {
@@ -448,7 +517,10 @@ fn vars_to_values<T>(
             );
             continue;
         }
-        out.insert(k.clone(), Value::from(minijinja::value::Serde(v)));
+        out.insert(
+            Arc::from(k.as_str()),
+            Value::from(minijinja::value::Serde(v)),
+        );
     }
     out
 }
@@ -475,15 +547,15 @@ fn node_value(node: &Located<NodeDoc>) -> Value {
 /// The template context: fleet vars < role vars < node vars, plus `node`, `inventory`,
 /// `role` and `fleet`.
 fn context(
-    fleet_vars: &BTreeMap<String, Value>,
-    role_vars: &BTreeMap<String, Value>,
-    node_vars: &BTreeMap<String, Value>,
+    fleet_vars: &VarValues,
+    role_vars: &VarValues,
+    node_vars: &VarValues,
     node: &Value,
     inventory: &Value,
     role: &Located<RoleDoc>,
     fleet: &FleetSettings,
 ) -> Value {
-    let mut map: BTreeMap<String, Value> = fleet_vars.clone();
+    let mut map: VarValues = fleet_vars.clone();
     map.extend(role_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     map.extend(node_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     map.insert("node".into(), node.clone());
@@ -517,6 +589,20 @@ impl PerNode {
         }
     }
 
+    /// Adds what `other` found, as if its `add` calls had been made on `self`.
+    fn absorb(&mut self, mut other: PerNode) {
+        for d in other.order {
+            let nodes = other.entries.remove(&d).unwrap_or_default();
+            match self.entries.get_mut(&d) {
+                Some(all) => all.extend(nodes),
+                None => {
+                    self.order.push(d.clone());
+                    self.entries.insert(d, nodes);
+                }
+            }
+        }
+    }
+
     fn flush(mut self, diags: &mut Vec<Diagnostic>) {
         for mut d in self.order {
             let nodes = self.entries.remove(&d).unwrap_or_default();
@@ -538,12 +624,21 @@ impl PerNode {
 struct Assembly<'a> {
     resources: Vec<DesiredResource>,
     sources: Vec<(&'a Decl, &'a str)>,
-    index: HashMap<ResourceId, usize>,
+    index: HashMap<&'a ResourceId, usize>,
     /// Declared for this node but failed to render: already reported.
     failed: std::collections::HashSet<ResourceId>,
 }
 
 impl<'a> Assembly<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Assembly {
+            resources: Vec::with_capacity(n),
+            sources: Vec::with_capacity(n),
+            index: HashMap::with_capacity(n),
+            ..Assembly::default()
+        }
+    }
+
     fn add(
         &mut self,
         role: &'a Located<RoleDoc>,
@@ -588,7 +683,7 @@ impl<'a> Assembly<'a> {
             }
             return;
         }
-        self.index.insert(decl.id.clone(), self.resources.len());
+        self.index.insert(&decl.id, self.resources.len());
         self.sources.push((decl, &role.doc.metadata.name));
         self.resources.push(DesiredResource {
             id: decl.id.clone(),

@@ -3,12 +3,14 @@
 
 use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 use crate::manifest::{API_VERSION, FleetDoc, NodeDoc, RoleDoc, type_key_of};
+use crate::parallel::in_parallel;
 use crate::schema::{Checker, checkers};
 use crate::snapshot::Snapshot;
 use crate::yaml::{self, Pos, YamlError};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
+use std::sync::Arc;
 
 /// Largest manifest file read, in bytes.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -64,20 +66,41 @@ fn is_stray_yaml(path: &str) -> bool {
 
 /// Reads every manifest of the snapshot; problems go to `diags`.
 pub fn load(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> Loaded {
+    // Files load independently: slices of them on all cores, joined in path order.
+    let files: Vec<(&String, &Arc<[u8]>)> = snapshot.files.iter().collect();
+    let parts = in_parallel(&files, FILES_PER_TASK, |files| {
+        let mut loaded = Loaded::default();
+        let mut diags = Vec::new();
+        for &(path, bytes) in files {
+            load_one(path, bytes, &mut loaded, &mut diags);
+        }
+        (loaded, diags)
+    });
     let mut loaded = Loaded::default();
-    for (path, bytes) in &snapshot.files {
-        if is_stray_yaml(path) {
-            diags.push(
-                Diagnostic::new(Code::StrayYaml, path, 0, 0, "this YAML file is not read")
-                    .hint("manifests live in `centossrv.yaml`, `nodes/` and `roles/`"),
-            );
-            continue;
-        }
-        if is_manifest_path(path) {
-            load_file(path, bytes, &mut loaded, diags);
-        }
+    for (mut part, mut part_diags) in parts {
+        loaded.fleets.append(&mut part.fleets);
+        loaded.nodes.append(&mut part.nodes);
+        loaded.roles.append(&mut part.roles);
+        loaded.rejected.extend(part.rejected);
+        diags.append(&mut part_diags);
     }
     loaded
+}
+
+/// Files of at least this many are loaded as one task.
+const FILES_PER_TASK: usize = 64;
+
+fn load_one(path: &str, bytes: &[u8], loaded: &mut Loaded, diags: &mut Vec<Diagnostic>) {
+    if is_stray_yaml(path) {
+        diags.push(
+            Diagnostic::new(Code::StrayYaml, path, 0, 0, "this YAML file is not read")
+                .hint("manifests live in `centossrv.yaml`, `nodes/` and `roles/`"),
+        );
+        return;
+    }
+    if is_manifest_path(path) {
+        load_file(path, bytes, loaded, diags);
+    }
 }
 
 /// Decodes `bytes` as UTF-8 or reports where the first invalid byte is.

@@ -26,7 +26,7 @@ fn path_of(spec: &Spec) -> Option<&str> {
 /// Orders `resources` (declaration order in, apply order out). On a cycle returns the ids on
 /// it, each one depending on (applied after) the next and the last on the first, and leaves
 /// `resources` as it was.
-pub fn order(resources: &mut Vec<DesiredResource>) -> Result<(), Vec<ResourceId>> {
+pub fn order(resources: &mut [DesiredResource]) -> Result<(), Vec<ResourceId>> {
     let n = resources.len();
     let index: HashMap<&ResourceId, usize> = resources
         .iter()
@@ -89,8 +89,20 @@ pub fn order(resources: &mut Vec<DesiredResource>) -> Result<(), Vec<ResourceId>
             .map(|i| resources[i].id.clone())
             .collect());
     }
-    let mut slots: Vec<Option<DesiredResource>> = resources.drain(..).map(Some).collect();
-    resources.extend(sequence.into_iter().filter_map(|i| slots[i].take()));
+    // Permute in place: `dest[i]` is where the resource now at `i` goes; every swap puts one
+    // resource in its final place. (Moving them through a second vector cost a copy of
+    // every node's resources.)
+    let mut dest = vec![0usize; n];
+    for (k, &i) in sequence.iter().enumerate() {
+        dest[i] = k;
+    }
+    for i in 0..n {
+        while dest[i] != i {
+            let j = dest[i];
+            resources.swap(i, j);
+            dest.swap(i, j);
+        }
+    }
     Ok(())
 }
 

@@ -81,3 +81,58 @@ fn a_dependant_of_a_cycle_is_not_reported_as_the_cycle() {
         "{diags:?}"
     );
 }
+
+/// The alias-expansion limit was counted per YAML document and reset at each `---`: a file
+/// of many small alias bombs, each just under the limit, expanded without bound (5 node
+/// documents of 300 bytes each: 5 million nodes, 17 s and 2 GB). It now holds per file.
+#[test]
+fn alias_expansion_is_limited_per_file_not_per_document() {
+    // About 345,000 nodes once expanded: under the limit alone, over it four times over.
+    let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e]\n";
+    assert!(model::yaml::parse(bomb).is_ok());
+    let four = [bomb; 4].join("---\n");
+    assert!(matches!(
+        model::yaml::parse(&four),
+        Err(model::yaml::YamlError::TooLarge { .. })
+    ));
+}
+
+const NODES_3: &str = "apiVersion: centossrv.io/v1\nkind: Node\nmetadata: {name: n0}\n---\napiVersion: centossrv.io/v1\nkind: Node\nmetadata: {name: n1}\n---\napiVersion: centossrv.io/v1\nkind: Node\nmetadata: {name: n2}\n";
+
+fn templated(template: &str) -> Vec<String> {
+    let role = role("    - file: /x\n      template: files/t.j2\n");
+    messages(&[
+        ("nodes/n.yaml", NODES_3),
+        ("roles/r.yaml", &role),
+        ("files/t.j2", template),
+    ])
+}
+
+/// `{{ 'x' * 100000000 }}` put 100 MB into the desired state of every node (40 nodes: 20 s
+/// and 4 GB). Rendered output is capped.
+#[test]
+fn rendered_output_is_capped() {
+    let diags = templated("{{ 'x' * 100000000 }}");
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0].starts_with("files/t.j2:0:0: error[E0403]: rendered output is larger than 4 MiB (on 3 nodes: n0, n1, n2)"),
+        "{diags:?}"
+    );
+    // Just under the cap is fine.
+    let diags = templated("{{ 'x' * 4000000 }}");
+    assert!(diags.is_empty(), "{diags:?}");
+}
+
+/// A runaway loop burnt the whole fuel once per node (40 nodes: 5 s in release, over 30 s
+/// under the fuzzer). A template that runs out of fuel is not rendered again.
+#[test]
+fn a_runaway_template_is_rendered_once() {
+    let diags = templated(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}",
+    );
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0].contains("error[E0403]: engine ran out of fuel (on 3 nodes: n0, n1, n2)"),
+        "{diags:?}"
+    );
+}

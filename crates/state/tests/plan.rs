@@ -162,10 +162,16 @@ fn digest_depends_on_what_was_observed() {
     assert_ne!(first, plan(Some(&head), Some(&changed), Some(&base)).digest);
     // Whether the agent sent a drifted file's text along (for diffs) does not matter.
     let mut with_text = observed.clone();
-    if let Some(Spec::File(f)) = with_text.resources.get_mut(&id("file:/etc/nginx/nginx.conf")) {
+    if let Some(Spec::File(f)) = with_text
+        .resources
+        .get_mut(&id("file:/etc/nginx/nginx.conf"))
+    {
         f.content = Some("a\n".into());
     }
-    assert_eq!(first, plan(Some(&head), Some(&with_text), Some(&base)).digest);
+    assert_eq!(
+        first,
+        plan(Some(&head), Some(&with_text), Some(&base)).digest
+    );
     // Observations of resources the plan does not involve do not matter.
     let mut extra = observed.clone();
     extra
