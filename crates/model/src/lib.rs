@@ -7,7 +7,6 @@ pub mod loader;
 pub mod lower;
 pub mod manifest;
 pub mod order;
-mod parallel;
 pub mod schema;
 pub mod selector;
 pub mod snapshot;

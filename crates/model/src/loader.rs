@@ -3,13 +3,13 @@
 
 use crate::diagnostic::{Code, Diagnostic, did_you_mean};
 use crate::manifest::{API_VERSION, FleetDoc, NodeDoc, RoleDoc, type_key_of};
-use crate::parallel::in_parallel;
 use crate::schema::{Checker, checkers};
 use crate::snapshot::Snapshot;
 use crate::yaml::{self, Pos, YamlError};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
+use state::parallel::in_parallel;
 use std::sync::Arc;
 
 /// Largest manifest file read, in bytes.

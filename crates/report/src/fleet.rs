@@ -19,16 +19,23 @@ pub fn plan_fleet(
     if let Some(b) = base {
         names.extend(b.model.nodes.keys().map(String::as_str));
     }
-    names
-        .into_iter()
-        .map(|name| {
-            plan(
-                head.model.desired_for(name),
-                observed.get(name),
-                base.and_then(|b| b.model.desired_for(name)),
-            )
-        })
-        .collect()
+    let names: Vec<&str> = names.into_iter().collect();
+    // Nodes plan independently: slices on all cores, joined in name order.
+    state::parallel::in_parallel(&names, 64, |slice| {
+        slice
+            .iter()
+            .map(|name| {
+                plan(
+                    head.model.desired_for(name),
+                    observed.get(*name),
+                    base.and_then(|b| b.model.desired_for(name)),
+                )
+            })
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Labels of every node of head, for change-set selectors.

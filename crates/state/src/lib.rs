@@ -13,6 +13,7 @@ pub use resource::{
     SysctlSpec, UnitFile, UserSpec,
 };
 pub mod observed;
+pub mod parallel;
 pub mod plan;
 
 pub use observed::{OBSERVED_FORMAT, ObservedState};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// last) on as many threads as there are cores, and returns the results in slice order: the
 /// same as one call on all of `items` would give, if `task` is pure and its results
 /// concatenate.
-pub(crate) fn in_parallel<T: Sync, R: Send>(
+pub fn in_parallel<T: Sync, R: Send>(
     items: &[T],
     min_slice: usize,
     task: impl Fn(&[T]) -> R + Sync,
