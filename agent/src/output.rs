@@ -89,16 +89,6 @@ fn action_mark(action: Action) -> &'static str {
     }
 }
 
-fn action_word(action: Action) -> &'static str {
-    match action {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Delete => "delete",
-        Action::Restart => "restart",
-        Action::Unmanage => "unmanage",
-    }
-}
-
 /// `plan --format text`.
 pub fn plan(desired: &DesiredState, plan: &NodePlan) -> String {
     let mut out = String::new();
@@ -138,7 +128,7 @@ pub fn plan(desired: &DesiredState, plan: &NodePlan) -> String {
             out,
             "  {} {} {}{notes}",
             action_mark(c.action),
-            action_word(c.action),
+            state::Action::as_str(c.action),
             c.id
         );
         for p in &c.properties {
@@ -194,7 +184,7 @@ pub fn apply(report: &ApplyReport) -> String {
             .unwrap_or_default()
     );
     for r in &report.resources {
-        let action = r.action.map(action_word).unwrap_or("in sync");
+        let action = r.action.map(Action::as_str).unwrap_or("in sync");
         match r.outcome {
             Outcome::Unchanged => {}
             Outcome::Changed => {

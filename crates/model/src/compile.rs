@@ -11,9 +11,8 @@ use crate::snapshot::Snapshot;
 use crate::template::{RESERVED_VARS, Templates};
 use crate::yaml::Pos;
 use minijinja::Value;
-use state::digest::sha256;
 use state::parallel::in_parallel;
-use state::{DESIRED_FORMAT, DesiredResource, DesiredState, Origin, ResourceId, Spec, UnitFile};
+use state::{DESIRED_FORMAT, DesiredResource, DesiredState, Origin, ResourceId, Spec};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -246,7 +245,8 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
             for decl in decls {
                 let spec = match &decl.body {
                     Body::Static(spec) => spec.clone(),
-                    Body::FileTemplate { base, template } => {
+                    templated => {
+                        let template = templated.template().unwrap_or_default();
                         let ctx = ctx.get_or_insert_with(|| {
                             context(
                                 fleet_vars, role_vars, &node_vars, &node_val, inventory, role,
@@ -254,44 +254,7 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
                             )
                         });
                         match templates.render(template, ctx) {
-                            Ok(text) => {
-                                let mut f = base.clone();
-                                f.sha256 = Some(sha256(text.as_bytes()));
-                                f.content = Some(Arc::from(text));
-                                Spec::File(f)
-                            }
-                            Err(d) => {
-                                let d = d.related(
-                                    &decl.file,
-                                    decl.pos.line,
-                                    decl.pos.column,
-                                    format!(
-                                        "rendered for `{}` of role `{}`",
-                                        decl.id, role.doc.metadata.name
-                                    ),
-                                );
-                                per_node.add(d, name);
-                                assembly.failed.insert(decl.id.clone());
-                                continue;
-                            }
-                        }
-                    }
-                    Body::UnitTemplate { base, template } => {
-                        let ctx = ctx.get_or_insert_with(|| {
-                            context(
-                                fleet_vars, role_vars, &node_vars, &node_val, inventory, role,
-                                fleet,
-                            )
-                        });
-                        match templates.render(template, ctx) {
-                            Ok(text) => {
-                                let mut s = base.clone();
-                                s.unit = Some(UnitFile {
-                                    sha256: sha256(text.as_bytes()),
-                                    content: Arc::from(text),
-                                });
-                                Spec::Service(s)
-                            }
+                            Ok(text) => templated.with_rendered(text),
                             Err(d) => {
                                 let d = d.related(
                                     &decl.file,

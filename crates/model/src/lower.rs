@@ -31,6 +31,39 @@ pub enum Body {
     UnitTemplate { base: ServiceSpec, template: String },
 }
 
+impl Body {
+    /// The template to render per node, if the body has one.
+    pub fn template(&self) -> Option<&str> {
+        match self {
+            Body::Static(_) => None,
+            Body::FileTemplate { template, .. } | Body::UnitTemplate { template, .. } => {
+                Some(template)
+            }
+        }
+    }
+
+    /// The spec with `text` as the rendered file content or unit file (a static body is
+    /// returned as it is).
+    pub fn with_rendered(&self, text: String) -> Spec {
+        let sha256 = state::digest::sha256(text.as_bytes());
+        match self {
+            Body::Static(spec) => spec.clone(),
+            Body::FileTemplate { base, .. } => Spec::File(FileSpec {
+                sha256: Some(sha256),
+                content: Some(Arc::from(text)),
+                ..base.clone()
+            }),
+            Body::UnitTemplate { base, .. } => Spec::Service(ServiceSpec {
+                unit: Some(UnitFile {
+                    sha256,
+                    content: Arc::from(text),
+                }),
+                ..base.clone()
+            }),
+        }
+    }
+}
+
 /// One lowered resource declaration of a role.
 #[derive(Debug, Clone)]
 pub struct Decl {

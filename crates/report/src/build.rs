@@ -147,22 +147,11 @@ fn destructive(report: &Report) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for set in &report.change_sets {
         for c in set.changes.iter().filter(|c| c.destructive) {
-            *out.entry(format!("{} {}", action_word(c.action), c.id))
+            *out.entry(format!("{} {}", c.action.as_str(), c.id))
                 .or_default() += set.nodes.len();
         }
     }
     out
-}
-
-/// The verb reports use for an action.
-pub fn action_word(action: Action) -> &'static str {
-    match action {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Delete => "delete",
-        Action::Restart => "restart",
-        Action::Unmanage => "unmanage",
-    }
 }
 
 /// What changed between `previous` and `current` reports of the same pull request.

@@ -8,7 +8,6 @@
 //! long messages shortened. The marker, summary, totals, every error and the link line are
 //! always kept.
 
-use crate::build::action_word;
 use crate::summary::{cause_tag, disruption, phrase, short, thousands, value};
 use crate::{ChangeSet, Report};
 use state::{Action, NodeStatus};
@@ -376,7 +375,7 @@ fn details(out: &mut String, set: &ChangeSet, level: Level) {
     );
     if level.change_lines {
         for c in &set.changes {
-            let mut line = format!("- **{}** `{}`", action_word(c.action), c.id);
+            let mut line = format!("- **{}** `{}`", c.action.as_str(), c.id);
             if c.destructive {
                 line.push_str(" ⚠️ destructive");
             }

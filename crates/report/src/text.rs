@@ -2,7 +2,6 @@
 //! `+` create, `~` update, `-` delete, `↻` restart, colour when writing to a terminal.
 
 use crate::Report;
-use crate::build::action_word;
 use crate::summary::{cause_tag, short, thousands, value};
 use state::{Action, NodeStatus};
 use std::fmt::Write as _;
@@ -111,12 +110,7 @@ pub fn text(report: &Report, color: bool) -> String {
                 Action::Restart => ("↻", CYAN),
                 Action::Unmanage => ("○", DIM),
             };
-            let mut line = format!(
-                "  {} {} {}",
-                paint.p(style, sign),
-                action_word(c.action),
-                c.id
-            );
+            let mut line = format!("  {} {} {}", paint.p(style, sign), c.action.as_str(), c.id);
             if c.destructive {
                 line.push_str(&paint.p(RED, " (destructive)"));
             }

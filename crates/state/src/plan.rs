@@ -39,6 +39,25 @@ pub enum Action {
     Unmanage,
 }
 
+impl Action {
+    /// The verb reports use: `create`, `update`, `delete`, `restart`, `unmanage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Restart => "restart",
+            Action::Unmanage => "unmanage",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One property's change. Values are display strings; file content appears as its digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PropertyChange {
