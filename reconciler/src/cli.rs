@@ -69,41 +69,7 @@ pub enum Command {
     ///
     /// Exit codes: 0 success, 1 error (head does not compile, bad input), 2 usage or IO error;
     /// with --detailed-exitcode: 0 no changes, 1 error, 2 changes (as `terraform plan`).
-    Plan {
-        /// The fleet repository: a Git repository or a folder in one.
-        #[arg(default_value = ".")]
-        path: PathBuf,
-        /// The revision the change is compared with (the PR's base). Without it every change
-        /// counts as intent.
-        #[arg(long, value_name = "REV")]
-        base: Option<String>,
-        /// The revision to plan (the PR's head).
-        #[arg(long, value_name = "REV", default_value = "HEAD")]
-        head: String,
-        /// A directory of ObservedState JSON files, one per node. Nodes without one are
-        /// planned as "state unknown".
-        #[arg(long, value_name = "DIR")]
-        observed: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-        format: PlanFormat,
-        /// Exit 2 when there are changes, 0 when there are none.
-        #[arg(long)]
-        detailed_exitcode: bool,
-        /// The previous JSON report of the same pull request, to show what moved since.
-        #[arg(long, value_name = "FILE")]
-        previous: Option<PathBuf>,
-        /// The pull/merge request number recorded in the report.
-        #[arg(long)]
-        pr: Option<u64>,
-        /// Whose comment size limit the Markdown must fit.
-        #[arg(long, value_enum, default_value_t = Forge::Github)]
-        forge: Forge,
-        /// Link to the full plan, shown at the end of the report.
-        #[arg(long)]
-        link: Option<String>,
-        #[arg(long, value_enum, default_value_t = Color::Auto)]
-        color: Color,
-    },
+    Plan(PlanArgs),
     /// Print one node's desired state as JSON (sensitive values as digests).
     Render {
         /// The node's name.
@@ -120,31 +86,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Validate { repo, format } => validate(&repo, format),
         Command::Render { node, repo } => render(&repo, &node),
-        Command::Plan {
-            path,
-            base,
-            head,
-            observed,
-            format,
-            detailed_exitcode,
-            previous,
-            pr,
-            forge,
-            link,
-            color,
-        } => plan(&PlanArgs {
-            path,
-            base,
-            head,
-            observed,
-            format,
-            detailed_exitcode,
-            previous,
-            pr,
-            forge,
-            link,
-            color,
-        }),
+        Command::Plan(args) => plan(&args),
     }
 }
 
@@ -253,18 +195,40 @@ fn render(repo: &RepoArgs, node: &str) -> ExitCode {
 }
 
 /// Arguments of `centossrv plan`.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct PlanArgs {
+    /// The fleet repository: a Git repository or a folder in one.
+    #[arg(default_value = ".")]
     pub path: PathBuf,
+    /// The revision the change is compared with (the PR's base). Without it every change
+    /// counts as intent.
+    #[arg(long, value_name = "REV")]
     pub base: Option<String>,
+    /// The revision to plan (the PR's head).
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
     pub head: String,
+    /// A directory of ObservedState JSON files, one per node. Nodes without one are
+    /// planned as "state unknown".
+    #[arg(long, value_name = "DIR")]
     pub observed: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Exit 2 when there are changes, 0 when there are none.
+    #[arg(long)]
     pub detailed_exitcode: bool,
+    /// The previous JSON report of the same pull request, to show what moved since.
+    #[arg(long, value_name = "FILE")]
     pub previous: Option<PathBuf>,
+    /// The pull/merge request number recorded in the report.
+    #[arg(long)]
     pub pr: Option<u64>,
+    /// Whose comment size limit the Markdown must fit.
+    #[arg(long, value_enum, default_value_t = Forge::Github)]
     pub forge: Forge,
+    /// Link to the full plan, shown at the end of the report.
+    #[arg(long)]
     pub link: Option<String>,
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
 }
 

@@ -324,11 +324,11 @@ pub fn lower_role(
         let requires = ctx.refs("requires", requires, false);
         let notify = ctx.refs("notify", notify, true);
         if ctx.diags.len() > before {
-            rejected.insert(declared_id(res));
+            rejected.insert(resource_id(res));
             continue;
         }
         let Some((id, body)) = lowered else {
-            rejected.insert(declared_id(res));
+            rejected.insert(resource_id(res));
             continue;
         };
         if let Some(first) = seen.get(&id) {
@@ -367,20 +367,6 @@ pub fn lower_role(
 
 /// The id a resource declaration has, before any check.
 fn resource_id(res: &Resource) -> ResourceId {
-    match res {
-        Resource::File(r) => ResourceId::new(ResourceKind::File, &r.file),
-        Resource::Directory(r) => ResourceId::new(ResourceKind::Directory, &r.directory),
-        Resource::Symlink(r) => ResourceId::new(ResourceKind::Symlink, &r.symlink),
-        Resource::Package(r) => ResourceId::new(ResourceKind::Package, &r.package),
-        Resource::Service(r) => ResourceId::new(ResourceKind::Service, &r.service),
-        Resource::User(r) => ResourceId::new(ResourceKind::User, &r.user),
-        Resource::Group(r) => ResourceId::new(ResourceKind::Group, &r.group),
-        Resource::Sysctl(r) => ResourceId::new(ResourceKind::Sysctl, &r.sysctl),
-    }
-}
-
-/// The id a declaration names, whether or not it is valid.
-fn declared_id(res: &Resource) -> ResourceId {
     match res {
         Resource::File(r) => ResourceId::new(ResourceKind::File, &r.file),
         Resource::Directory(r) => ResourceId::new(ResourceKind::Directory, &r.directory),

@@ -8,7 +8,7 @@
 //! long messages shortened. The marker, summary, totals, every error and the link line are
 //! always kept.
 
-use crate::summary::{cause_tag, disruption, phrase, short, thousands, value};
+use crate::summary::{cause_tag, count, disruption, phrase, short, thousands, value};
 use crate::{ChangeSet, Report};
 use state::{Action, NodeStatus};
 use std::fmt::Write as _;
@@ -217,17 +217,15 @@ fn render(report: &Report, level: Level) -> String {
     if report.removed > 0 {
         let _ = write!(
             totals,
-            " {} node{} left the inventory (no longer managed).",
-            thousands(report.removed),
-            if report.removed == 1 { "" } else { "s" }
+            " {} left the inventory (no longer managed).",
+            count(report.removed, "node")
         );
     }
     if report.unknown > 0 {
         let _ = write!(
             totals,
-            " {} node{} never reported: their plans assume the base revision is applied.",
-            thousands(report.unknown),
-            if report.unknown == 1 { "" } else { "s" }
+            " {} never reported: their plans assume the base revision is applied.",
+            count(report.unknown, "node")
         );
     }
     let _ = writeln!(out, "{totals}");

@@ -25,6 +25,11 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
+/// `1 node`, `1,204 nodes`.
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
 fn shorten(value: &str) -> String {
     if let Some(hex) = value.strip_prefix("sha256:") {
         format!("sha256:{}", &hex[..hex.len().min(12)])
