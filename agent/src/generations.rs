@@ -343,12 +343,16 @@ impl Store {
         let mut groups = Vec::new();
         let mut accounts: Option<Accounts> = None;
         let mut stored = BTreeSet::new();
+        // Files written unsynced, made durable together below.
+        let mut written: Vec<PathBuf> = Vec::new();
         for target in targets {
             match target {
                 Target::Path(path) => {
                     let state = capture(host, path, |digest, bytes| {
                         if stored.insert(digest.to_owned()) {
-                            write_synced(&blobs.join(blob_name(digest)), bytes)?;
+                            let path = blobs.join(blob_name(digest));
+                            write_private(&path, bytes)?;
+                            written.push(path);
                         }
                         Ok(())
                     })?;
@@ -401,9 +405,25 @@ impl Store {
                 path: temp.clone(),
                 source,
             })?;
-        write_synced(&temp.join("generation.json"), &json)?;
-        sync_dir(&blobs)?;
-        sync_dir(&temp)?;
+        let record = temp.join("generation.json");
+        write_private(&record, &json)?;
+        written.push(record);
+        // Everything under `temp` must be durable before the rename that publishes it. For
+        // many files (a 10% fix of 1,000 files records 100 blobs), one `syncfs` of the state
+        // directory's filesystem does that for every blob, the record and both directories
+        // with one flush, where a sync per file costs a flush each. For a few files (the
+        // usual apply), an `fsync` each, which does not write out unrelated dirty data.
+        if written.len() < crate::host::SYNCFS_MIN_FILES {
+            for path in &written {
+                File::open(path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err("sync", path))?;
+            }
+            sync_dir(&blobs)?;
+            sync_dir(&temp)?;
+        } else {
+            sync_filesystem(&temp)?;
+        }
         let dest = self.generation_dir(number);
         fs::rename(&temp, &dest).map_err(io_err("rename", &dest))?;
         sync_dir(&gens)?;
@@ -505,6 +525,14 @@ fn create_private_dir(path: &Path) -> Result<(), GenerationError> {
 
 /// Writes a file readable by the agent's user only, and syncs it.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), GenerationError> {
+    write_private(path, bytes)?
+        .sync_all()
+        .map_err(io_err("sync", path))
+}
+
+/// Writes a file readable by the agent's user only, without syncing it (the caller syncs
+/// the filesystem once for many files, see [`sync_filesystem`]).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<File, GenerationError> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -513,7 +541,14 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), GenerationError> {
         .open(path)
         .map_err(io_err("create", path))?;
     f.write_all(bytes).map_err(io_err("write", path))?;
-    f.sync_all().map_err(io_err("sync", path))
+    Ok(f)
+}
+
+/// `syncfs(2)` of the filesystem holding `dir`: every file and directory written on it so
+/// far is durable when this returns.
+fn sync_filesystem(dir: &Path) -> Result<(), GenerationError> {
+    let d = File::open(dir).map_err(io_err("open", dir))?;
+    rustix::fs::syncfs(&d).map_err(|e| io_err("sync the filesystem of", dir)(e.into()))
 }
 
 fn sync_dir(path: &Path) -> Result<(), GenerationError> {

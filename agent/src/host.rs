@@ -8,9 +8,10 @@
 //! `<root>/proc/sys/net/ipv4/ip_forward`, and the agent persists the values it manages in
 //! `<root>/etc/sysctl.d/99-centossrv.conf`. Under a sandbox root both are plain files.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
@@ -19,6 +20,12 @@ use std::time::SystemTime;
 
 /// The file in which the agent persists the sysctl values it manages (a host path).
 pub const SYSCTL_PERSIST_PATH: &str = "/etc/sysctl.d/99-centossrv.conf";
+
+/// From this many files on, a batch is made durable with one `syncfs(2)` of each filesystem
+/// rather than one `fsync(2)` per file (see [`Host::commit_staged`]; the generation store
+/// uses the same rule). `syncfs` costs about one flush of whatever is dirty on the
+/// filesystem; `fsync` costs one flush per file (milliseconds each on a virtual disk).
+pub const SYNCFS_MIN_FILES: usize = 16;
 
 /// Suffix of the temporary names used for atomic replacement, next to the final name.
 pub const TEMP_SUFFIX: &str = ".centossrv-tmp";
@@ -51,6 +58,14 @@ pub struct FileAttrs {
     pub mode: u32,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+}
+
+/// A file written under its temporary name by [`Host::stage_file`], not yet durable nor
+/// renamed into place.
+#[derive(Debug)]
+pub struct Staged {
+    temp: PathBuf,
+    full: PathBuf,
 }
 
 /// Why a host operation failed.
@@ -116,6 +131,14 @@ pub trait Host: fmt::Debug {
         content: &[u8],
         attrs: FileAttrs,
     ) -> Result<(), HostError>;
+    /// The first half of a batched [`Host::write_file_atomic`]: writes `content` to the
+    /// temporary name next to `path` and gives it its mode and owner, without syncing or
+    /// renaming. Nothing at `path` changes until [`Host::commit_staged`].
+    fn stage_file(&self, path: &str, content: &[u8], attrs: FileAttrs)
+    -> Result<Staged, HostError>;
+    /// The second half: makes every staged temporary file durable, renames each over its
+    /// final name and syncs each directory touched. One result per staged file, in order.
+    fn commit_staged(&self, staged: Vec<Staged>) -> Vec<Result<(), HostError>>;
     /// `chmod` (never follows a final symlink: callers only use it on files and directories).
     fn set_mode(&self, path: &str, mode: u32) -> Result<(), HostError>;
     /// `lchown`; `None` keeps the current owner or group.
@@ -392,6 +415,28 @@ fn temp_path(full: &Path) -> PathBuf {
     full.with_file_name(temp)
 }
 
+/// `fs::read` without its `fstat` and `lseek` (which size the buffer up front): observing
+/// reads every managed file, most of them a few hundred bytes, so open, read until EOF and
+/// close is two system calls fewer per file on the no-op path.
+fn read_small(path: &Path) -> io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
 fn remove_if_exists(path: &Path) -> Result<(), HostError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", path)(e)),
@@ -436,7 +481,7 @@ impl Host for RealHost {
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>, HostError> {
         let full = self.resolve(path)?;
-        fs::read(&full).map_err(io_err("read", &full))
+        read_small(&full).map_err(io_err("read", &full))
     }
 
     fn read_link(&self, path: &str) -> Result<String, HostError> {
@@ -452,6 +497,16 @@ impl Host for RealHost {
         content: &[u8],
         attrs: FileAttrs,
     ) -> Result<(), HostError> {
+        let staged = self.stage_file(path, content, attrs)?;
+        self.commit_staged(vec![staged]).pop().unwrap_or(Ok(()))
+    }
+
+    fn stage_file(
+        &self,
+        path: &str,
+        content: &[u8],
+        attrs: FileAttrs,
+    ) -> Result<Staged, HostError> {
         let full = self.resolve(path)?;
         let temp = temp_path(&full);
         // A temporary file left by an interrupted run is garbage: nothing refers to it.
@@ -472,15 +527,99 @@ impl Host for RealHost {
             }
             // After chown, which clears setuid and setgid bits.
             f.set_permissions(Permissions::from_mode(attrs.mode))
-                .map_err(io_err("chmod", &temp))?;
-            f.sync_all().map_err(io_err("sync", &temp))?;
-            fs::rename(&temp, &full).map_err(io_err("rename into place", &full))
+                .map_err(io_err("chmod", &temp))
         };
         if let Err(e) = write() {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
-        Self::sync_parent(&full)
+        Ok(Staged { temp, full })
+    }
+
+    /// Crash safety ("after a crash every file is wholly old or wholly new", including a
+    /// power loss) needs one order: a temporary file's data and mode must be on disk before
+    /// the rename that publishes it can be, and the renames must be on disk before the
+    /// apply reports them done. Syncing each file and its directory separately gives that
+    /// order, but costs two journal commits per file (about 9 ms per file on the
+    /// benchmark's disk: 1,000 files took 4 s). A batch keeps the same order with a
+    /// constant number of commits:
+    ///
+    /// 1. every temporary file is already written, chowned and chmodded (`stage_file`);
+    /// 2. their data and inodes are made durable: below [`SYNCFS_MIN_FILES`] files, one
+    ///    `fsync` each; from there on, one `syncfs` per filesystem they live on (a single
+    ///    flush, however many files; it also writes out unrelated dirty data of that
+    ///    filesystem, which is why small batches, the usual apply, keep per-file `fsync`);
+    /// 3. only then each is renamed over its final name (atomic for readers; a process
+    ///    killed here leaves some files renamed, the rest old, plus temporary files that
+    ///    the next run removes);
+    /// 4. one `fsync` per directory touched makes the renames durable.
+    ///
+    /// A crash before 4 can lose renames, never mix contents: a rename that reaches the
+    /// disk points at data that reached it first.
+    fn commit_staged(&self, staged: Vec<Staged>) -> Vec<Result<(), HostError>> {
+        let mut results: Vec<Result<(), HostError>> = staged.iter().map(|_| Ok(())).collect();
+        // 2. Durable contents.
+        if staged.len() < SYNCFS_MIN_FILES {
+            for (i, s) in staged.iter().enumerate() {
+                if let Err(e) = File::open(&s.temp).and_then(|f| f.sync_all()) {
+                    results[i] = Err(io_err("sync", &s.temp)(e));
+                }
+            }
+        } else {
+            // The result of `syncfs` per filesystem (device), and per directory.
+            let mut by_dev: BTreeMap<u64, Result<(), (io::ErrorKind, String)>> = BTreeMap::new();
+            let mut by_dir: BTreeMap<&Path, Result<(), (io::ErrorKind, String)>> = BTreeMap::new();
+            for (i, s) in staged.iter().enumerate() {
+                let dir = s.temp.parent().unwrap_or(Path::new("/"));
+                let outcome = by_dir.entry(dir).or_insert_with(|| {
+                    let d = File::open(dir).map_err(|e| (e.kind(), e.to_string()))?;
+                    let dev = d.metadata().map_err(|e| (e.kind(), e.to_string()))?.dev();
+                    by_dev
+                        .entry(dev)
+                        .or_insert_with(|| {
+                            rustix::fs::syncfs(&d).map_err(|e| {
+                                let e = io::Error::from(e);
+                                (e.kind(), e.to_string())
+                            })
+                        })
+                        .clone()
+                });
+                if let Err((kind, msg)) = outcome {
+                    results[i] = Err(io_err("sync the filesystem of", dir)(io::Error::new(
+                        *kind,
+                        msg.clone(),
+                    )));
+                }
+            }
+        }
+        // 3. Renames, only of files whose data is durable.
+        let mut dirs: BTreeSet<&Path> = BTreeSet::new();
+        for (i, s) in staged.iter().enumerate() {
+            if results[i].is_ok() {
+                results[i] =
+                    fs::rename(&s.temp, &s.full).map_err(io_err("rename into place", &s.full));
+            }
+            if results[i].is_err() {
+                let _ = fs::remove_file(&s.temp);
+                continue;
+            }
+            let dir = s.full.parent().unwrap_or(Path::new("/"));
+            dirs.insert(dir);
+        }
+        // 4. Durable renames.
+        for dir in dirs {
+            if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+                for (i, s) in staged.iter().enumerate() {
+                    if results[i].is_ok() && s.full.parent() == Some(dir) {
+                        results[i] = Err(io_err("sync directory", dir)(io::Error::new(
+                            e.kind(),
+                            e.to_string(),
+                        )));
+                    }
+                }
+            }
+        }
+        results
     }
 
     fn set_mode(&self, path: &str, mode: u32) -> Result<(), HostError> {
@@ -664,6 +803,51 @@ mod tests {
             "/a",
         ] {
             assert!(sysctl_path(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn staged_files_commit_in_batches_with_per_file_results() {
+        for n in [3, SYNCFS_MIN_FILES + 4] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let host = RealHost::new(dir.path()).expect("host");
+            let attrs = FileAttrs {
+                mode: 0o640,
+                uid: None,
+                gid: None,
+            };
+            let staged: Vec<Staged> = (0..n)
+                .map(|i| {
+                    let s = host
+                        .stage_file(&format!("/f{i}"), format!("file {i}\n").as_bytes(), attrs)
+                        .expect("stage");
+                    // Staged, not yet visible under the final name.
+                    assert!(host.stat(&format!("/f{i}")).expect("stat").is_none());
+                    s
+                })
+                .collect();
+            // One temporary file vanishes before the commit: only that file fails.
+            fs::remove_file(&staged[1].temp).expect("remove temp");
+            let results = host.commit_staged(staged);
+            assert_eq!(results.len(), n);
+            for (i, r) in results.iter().enumerate() {
+                assert_eq!(r.is_err(), i == 1, "file {i} of {n}: {r:?}");
+                if i != 1 {
+                    let path = format!("/f{i}");
+                    assert_eq!(
+                        host.read_file(&path).expect("read"),
+                        format!("file {i}\n").as_bytes()
+                    );
+                    let m = host.stat(&path).expect("stat").expect("exists");
+                    assert_eq!(m.mode, 0o640);
+                }
+            }
+            let leftovers: Vec<_> = fs::read_dir(dir.path())
+                .expect("list")
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(TEMP_SUFFIX))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
         }
     }
 

@@ -196,8 +196,22 @@ fn sigkill_during_apply_leaves_every_file_old_or_new() {
                 window_ms * 1000
             };
             let delay = Duration::from_micros(rng.next() % window_us);
+            // Every third kill is aimed: as soon as the first file shows its new content,
+            // the renames are under way (they take a few ms of a whole apply).
+            let aimed = rng.next().is_multiple_of(3);
             let mut child = spawn_apply(&sb, &fx);
-            std::thread::sleep(delay);
+            if aimed {
+                let first = host_path(0, 0);
+                let want = fx.new.get(&first).cloned().unwrap_or_default();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline && child.try_wait().expect("try_wait").is_none() {
+                    if std::fs::read(sb.path(&first)).is_ok_and(|b| sha256(&b) == want) {
+                        break;
+                    }
+                }
+            } else {
+                std::thread::sleep(delay);
+            }
             let context = format!("seed {seed}, run {run}, attempt {attempt}, delay {delay:?}");
             if child.try_wait().expect("try_wait").is_some() {
                 finished_first += 1;
