@@ -192,12 +192,11 @@ fn render(report: &Report, level: Level) -> String {
     let _ = writeln!(out, "{MARKER_PREFIX}{meta} -->");
     let _ = writeln!(
         out,
-        "### centossrv plan · `{}` · {} nodes · **{} would change** · {} error{} · {} unknown",
+        "### centossrv plan · `{}` · {} · **{} would change** · {} · {} unknown",
         short(report.head.as_deref()),
-        thousands(report.nodes),
+        count(report.nodes, "node"),
         thousands(report.would_change),
-        thousands(report.errors.len()),
-        if report.errors.len() == 1 { "" } else { "s" },
+        count(report.errors.len(), "error"),
         thousands(report.unknown),
     );
     out.push('\n');
@@ -224,8 +223,13 @@ fn render(report: &Report, level: Level) -> String {
     if report.unknown > 0 {
         let _ = write!(
             totals,
-            " {} never reported: their plans assume the base revision is applied.",
-            count(report.unknown, "node")
+            " {} never reported: {} the base revision is applied.",
+            count(report.unknown, "node"),
+            if report.unknown == 1 {
+                "its plan assumes"
+            } else {
+                "their plans assume"
+            }
         );
     }
     let _ = writeln!(out, "{totals}");
@@ -233,15 +237,15 @@ fn render(report: &Report, level: Level) -> String {
         let mut parts = Vec::new();
         if !delta.nodes_added.is_empty() {
             parts.push(format!(
-                "+{} nodes ({})",
-                thousands(delta.nodes_added.len()),
+                "+{} ({})",
+                count(delta.nodes_added.len(), "node"),
                 node_list(&delta.nodes_added, 5)
             ));
         }
         if !delta.nodes_removed.is_empty() {
             parts.push(format!(
-                "−{} nodes ({})",
-                thousands(delta.nodes_removed.len()),
+                "−{} ({})",
+                count(delta.nodes_removed.len(), "node"),
                 node_list(&delta.nodes_removed, 5)
             ));
         }

@@ -2,7 +2,7 @@
 //! `+` create, `~` update, `-` delete, `↻` restart, colour when writing to a terminal.
 
 use crate::Report;
-use crate::summary::{cause_tag, short, thousands, value};
+use crate::summary::{cause_tag, count, short, thousands, value};
 use state::{Action, NodeStatus};
 use std::fmt::Write as _;
 
@@ -32,14 +32,13 @@ pub fn text(report: &Report, color: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} head {} (base {}) · {} nodes · {} would change · {} error{} · {} unknown",
+        "{} head {} (base {}) · {} · {} would change · {} · {} unknown",
         paint.p(BOLD, "centossrv plan:"),
         short(report.head.as_deref()),
         short(report.base.as_deref()),
-        thousands(report.nodes),
+        count(report.nodes, "node"),
         thousands(report.would_change),
-        report.errors.len(),
-        if report.errors.len() == 1 { "" } else { "s" },
+        count(report.errors.len(), "error"),
         thousands(report.unknown)
     );
     for e in &report.errors {

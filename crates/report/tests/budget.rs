@@ -148,7 +148,7 @@ proptest! {
         let md = report::markdown(&report, Budget::GitHub);
         prop_assert!(md.chars().count() <= 65_536, "{} chars", md.chars().count());
         prop_assert!(md.starts_with("<!-- centossrv-plan: "));
-        let summary = format!("### centossrv plan · `0123456` · {} nodes", report::summary::thousands(nodes));
+        let summary = format!("### centossrv plan · `0123456` · {}", report::summary::count(nodes, "node"));
         prop_assert!(md.contains(&summary), "summary missing");
         let would = format!("**{} would change**", report::summary::thousands(report.would_change));
         prop_assert!(md.contains(&would), "totals missing");
