@@ -33,7 +33,8 @@ macro_rules! runs_with_results {
             let status: Option<String> = row.try_get("status").ctx("read an apply run")?;
             let status = match status {
                 Some(s) => Some(
-                    RunStatus::parse(&s).ok_or_else(|| corrupt(id, format!("unknown status `{s}`")))?,
+                    RunStatus::parse(&s)
+                        .ok_or_else(|| corrupt(id, format!("unknown status `{s}`")))?,
                 ),
                 None => None,
             };
@@ -42,7 +43,9 @@ macro_rules! runs_with_results {
                 node: row.try_get("name").ctx("read an apply run")?,
                 commit: row.try_get("commit_sha").ctx("read an apply run")?,
                 plan_digest: row.try_get("plan_digest").ctx("read an apply run")?,
-                started_at: row.try_get::<DateTime<Utc>, _>("started_at").ctx("read an apply run")?,
+                started_at: row
+                    .try_get::<DateTime<Utc>, _>("started_at")
+                    .ctx("read an apply run")?,
                 finished_at: row
                     .try_get::<Option<DateTime<Utc>>, _>("finished_at")
                     .ctx("read an apply run")?,
@@ -63,7 +66,11 @@ macro_rules! runs_with_results {
             for id in chunk {
                 query = query.bind(*id);
             }
-            for row in query.fetch_all(&mut *$conn).await.ctx("read apply results")? {
+            for row in query
+                .fetch_all(&mut *$conn)
+                .await
+                .ctx("read apply results")?
+            {
                 let run: i64 = row.try_get("run_id").ctx("read apply results")?;
                 let resource: String = row.try_get("resource").ctx("read apply results")?;
                 let action: Option<String> = row.try_get("action").ctx("read apply results")?;
@@ -73,7 +80,10 @@ macro_rules! runs_with_results {
                     resource: resource
                         .parse::<ResourceId>()
                         .map_err(|e| corrupt(run, format!("resource `{resource}`: {e}")))?,
-                    action: action.as_deref().map(|a| parse_action(run, a)).transpose()?,
+                    action: action
+                        .as_deref()
+                        .map(|a| parse_action(run, a))
+                        .transpose()?,
                     outcome: Outcome::parse(&outcome)
                         .ok_or_else(|| corrupt(run, format!("unknown outcome `{outcome}`")))?,
                     reason: row.try_get("reason").ctx("read apply results")?,
@@ -93,7 +103,12 @@ const RUN_COLUMNS: &str = "r.id, n.name, r.commit_sha, r.plan_digest, r.started_
 
 impl Store {
     /// Starts an apply run of the plan `plan_digest` of `commit` on `node`; returns its id.
-    pub async fn start_apply_run(&self, node: &str, commit: &str, plan_digest: &str) -> Result<i64> {
+    pub async fn start_apply_run(
+        &self,
+        node: &str,
+        commit: &str,
+        plan_digest: &str,
+    ) -> Result<i64> {
         check_sha(commit)?;
         on_backend!(self, pool => {
             let mut tx = pool.begin_write().await?;

@@ -25,7 +25,9 @@ macro_rules! stored_row {
         Ok::<StoredRow, StoreError>(StoredRow {
             entry: AuditEntry {
                 seq,
-                at: row.try_get::<DateTime<Utc>, _>("at").ctx("read an audit entry")?,
+                at: row
+                    .try_get::<DateTime<Utc>, _>("at")
+                    .ctx("read an audit entry")?,
                 record: AuditRecord {
                     actor: row.try_get("actor").ctx("read an audit entry")?,
                     action: row.try_get("action").ctx("read an audit entry")?,
@@ -98,9 +100,14 @@ impl Store {
     }
 
     /// Entries in order, `limit` (capped at [`MAX_PAGE`]) after sequence number `after`.
-    pub async fn audit_list(&self, after: Option<i64>, limit: u32) -> Result<Page<AuditEntry, i64>> {
+    pub async fn audit_list(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<AuditEntry, i64>> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
         on_backend!(self, pool => {
             let rows = sqlx::query(&sql)
                 .bind(after.unwrap_or(0))
@@ -129,7 +136,8 @@ impl Store {
     /// PostgreSQL, a read transaction on SQLite), so appends during verification do not
     /// show as breaks.
     pub async fn audit_verify(&self) -> Result<AuditVerdict> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
         on_backend!(self, pool => {
             let mut tx = pool.begin().await.ctx("begin verification")?;
             if self.backend_kind() == crate::BackendKind::Postgres {

@@ -159,7 +159,9 @@ impl Verifier {
             detail,
         };
         let content: CanonicalContent = serde_json::from_str(&row.content).map_err(|e| {
-            altered(format!("its hashed content is no longer a valid entry ({e})"))
+            altered(format!(
+                "its hashed content is no longer a valid entry ({e})"
+            ))
         })?;
         if content.seq != seq {
             return Err(AuditBreak {
@@ -212,7 +214,9 @@ impl Verifier {
             ("outcome", record.outcome != content.outcome),
             (
                 "details",
-                serde_json::from_str::<Json>(&row.details_text).ok().as_ref()
+                serde_json::from_str::<Json>(&row.details_text)
+                    .ok()
+                    .as_ref()
                     != Some(&content.details),
             ),
         ]
@@ -372,7 +376,10 @@ mod tests {
         rewritten[1].content = rewritten[1].content.replace("user2", "mallory");
         rewritten[1].entry.record.actor = "mallory".into();
         rewritten[1].entry.hash = entry_hash(&rewritten[1].entry.prev_hash, &rewritten[1].content);
-        assert_eq!(broken(verify(&rewritten, 5, &head)), (2, BreakKind::Altered));
+        assert_eq!(
+            broken(verify(&rewritten, 5, &head)),
+            (2, BreakKind::Altered)
+        );
 
         let mut removed = rows.clone();
         removed.remove(2);
@@ -386,12 +393,18 @@ mod tests {
         );
 
         let tail_removed = &rows[..4];
-        assert_eq!(broken(verify(tail_removed, 5, &head)), (5, BreakKind::Removed));
+        assert_eq!(
+            broken(verify(tail_removed, 5, &head)),
+            (5, BreakKind::Removed)
+        );
 
         let mut swapped = rows.clone();
         swapped.swap(1, 3);
         swapped[1].entry.seq = 2;
         swapped[3].entry.seq = 4;
-        assert_eq!(broken(verify(&swapped, 5, &head)), (2, BreakKind::Reordered));
+        assert_eq!(
+            broken(verify(&swapped, 5, &head)),
+            (2, BreakKind::Reordered)
+        );
     }
 }

@@ -3,9 +3,7 @@
 
 use crate::error::{Result, StoreError, redact_url};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, PgConnection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use std::path::Path;
 use std::str::FromStr;

@@ -67,10 +67,7 @@ macro_rules! put_blobs {
                     .bind(i64::try_from(blob.body.len()).unwrap_or(i64::MAX))
                     .bind(now);
             }
-            let done = query
-                .execute(&mut *$tx)
-                .await
-                .ctx("store documents")?;
+            let done = query.execute(&mut *$tx).await.ctx("store documents")?;
             new_blobs += usize::try_from(done.rows_affected()).unwrap_or(usize::MAX);
         }
         new_blobs

@@ -14,7 +14,10 @@ pub(crate) fn check_sha(sha: &str) -> Result<()> {
     if sha.is_empty() || sha.len() > MAX_SHA || !sha.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(StoreError::Invalid {
             what: "commit id",
-            detail: format!("`{}` must be 1 to {MAX_SHA} letters or digits", sha.escape_debug()),
+            detail: format!(
+                "`{}` must be 1 to {MAX_SHA} letters or digits",
+                sha.escape_debug()
+            ),
         });
     }
     Ok(())
@@ -24,12 +27,11 @@ impl Store {
     /// Records (or re-records) the outcome of compiling a commit.
     pub async fn record_commit(&self, commit: &CommitRecord) -> Result<()> {
         check_sha(&commit.sha)?;
-        let diagnostics = serde_json::to_string(&commit.diagnostics).map_err(|source| {
-            StoreError::Encode {
+        let diagnostics =
+            serde_json::to_string(&commit.diagnostics).map_err(|source| StoreError::Encode {
                 what: "diagnostics",
                 source,
-            }
-        })?;
+            })?;
         on_backend!(self, pool => {
             sqlx::query(
                 "INSERT INTO commits (sha, ok, diagnostics, compiled_at, recorded_at) \

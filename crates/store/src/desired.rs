@@ -2,12 +2,12 @@
 //! the document is the state without its node name and commit, so nodes and commits with
 //! identical states share one blob.
 
+use crate::Store;
 use crate::backend::{BATCH_ROWS, BeginWrite as _, on_backend, values_list};
 use crate::blobs::{Blob, decode, distinct, put_blobs};
 use crate::error::{QueryContext as _, Result, StoreError};
 use crate::nodes::node_ids;
 use crate::records::DesiredSummary;
-use crate::Store;
 use sqlx::Row as _;
 use state::DesiredState;
 use std::collections::BTreeMap;
@@ -25,7 +25,11 @@ impl Store {
     /// Stores the desired state of every node in `states` at `commit`, in one transaction.
     /// Nodes must exist (`upsert_nodes`) and the commit must be recorded. A node given twice
     /// keeps its last state; storing again for the same commit replaces.
-    pub async fn set_desired(&self, commit: &str, states: &[DesiredState]) -> Result<DesiredSummary> {
+    pub async fn set_desired(
+        &self,
+        commit: &str,
+        states: &[DesiredState],
+    ) -> Result<DesiredSummary> {
         let mut by_node: BTreeMap<&str, &DesiredState> = BTreeMap::new();
         for desired in states {
             if let Some(inner) = &desired.commit

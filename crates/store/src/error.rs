@@ -44,7 +44,9 @@ pub enum StoreError {
     RunFinished { id: i64 },
     #[error("no desired state for node `{node}` at commit `{commit}`")]
     NoDesiredState { commit: String, node: String },
-    #[error("a desired state compiled from commit `{inner}` cannot be stored under commit `{outer}`")]
+    #[error(
+        "a desired state compiled from commit `{inner}` cannot be stored under commit `{outer}`"
+    )]
     CommitMismatch { outer: String, inner: String },
     #[error("invalid {what}: {detail}")]
     Invalid { what: &'static str, detail: String },

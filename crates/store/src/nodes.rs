@@ -29,8 +29,8 @@ pub(crate) fn check_node_name(name: &str) -> Result<()> {
 /// an `UnknownNode` error.
 macro_rules! node_ids {
     ($conn:expr, $names:expr) => {{
-        use $crate::error::QueryContext as _;
         use sqlx::Row as _;
+        use $crate::error::QueryContext as _;
         let names: &[&str] = $names;
         let mut ids: std::collections::HashMap<String, i64> =
             std::collections::HashMap::with_capacity(names.len());
@@ -44,7 +44,10 @@ macro_rules! node_ids {
                 query = query.bind(*name);
             }
             for row in query.fetch_all(&mut *$conn).await.ctx("look up nodes")? {
-                ids.insert(row.try_get("name").ctx("read a node")?, row.try_get("id").ctx("read a node")?);
+                ids.insert(
+                    row.try_get("name").ctx("read a node")?,
+                    row.try_get("id").ctx("read a node")?,
+                );
             }
         }
         match names.iter().find(|n| !ids.contains_key(**n)) {
@@ -63,17 +66,19 @@ macro_rules! node_from_row {
     ($row:expr) => {{
         let row = $row;
         let facts: Option<String> = row.try_get("facts").ctx("read a node")?;
-        let facts = facts
-            .map(|text| parse_facts(&text))
-            .transpose();
+        let facts = facts.map(|text| parse_facts(&text)).transpose();
         match facts {
             Ok(facts) => Ok::<Node, StoreError>(Node {
                 id: row.try_get("id").ctx("read a node")?,
                 name: row.try_get("name").ctx("read a node")?,
                 labels: BTreeMap::new(),
                 in_inventory: row.try_get("in_inventory").ctx("read a node")?,
-                created_at: row.try_get::<DateTime<Utc>, _>("created_at").ctx("read a node")?,
-                updated_at: row.try_get::<DateTime<Utc>, _>("updated_at").ctx("read a node")?,
+                created_at: row
+                    .try_get::<DateTime<Utc>, _>("created_at")
+                    .ctx("read a node")?,
+                updated_at: row
+                    .try_get::<DateTime<Utc>, _>("updated_at")
+                    .ctx("read a node")?,
                 reported_at: row
                     .try_get::<Option<DateTime<Utc>>, _>("reported_at")
                     .ctx("read a node")?,

@@ -34,12 +34,11 @@ impl Store {
     pub async fn record_observed(&self, observed: &ObservedState) -> Result<()> {
         check_node_name(&observed.node)?;
         let blob = Blob::of("observed state", &document(observed))?;
-        let facts = serde_json::to_string(&observed.facts).map_err(|source| {
-            crate::StoreError::Encode {
+        let facts =
+            serde_json::to_string(&observed.facts).map_err(|source| crate::StoreError::Encode {
                 what: "facts",
                 source,
-            }
-        })?;
+            })?;
         let at = now();
         on_backend!(self, pool => {
             let mut tx = pool.begin_write().await?;

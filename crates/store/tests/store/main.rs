@@ -131,7 +131,10 @@ async fn broken(store: &Store) -> (i64, BreakKind) {
 async fn migrations_run_once_and_reopen_cleanly() {
     each_backend(|db| async move {
         let first = db.open().await;
-        first.upsert_node(&node("web-1", &[])).await.expect("upsert");
+        first
+            .upsert_node(&node("web-1", &[]))
+            .await
+            .expect("upsert");
         first.close().await;
         let second = db.open().await;
         assert!(second.node("web-1").await.expect("read").is_some());
@@ -164,7 +167,14 @@ async fn nodes_round_trip_with_labels_filters_and_pages() {
         assert_eq!(n4.labels, labels(&[("role", "web"), ("env", "stage")]));
         assert!(n4.in_inventory);
         assert_eq!(n4.reported_at, None);
-        assert!(!store.node("n03").await.expect("read").expect("exists").in_inventory);
+        assert!(
+            !store
+                .node("n03")
+                .await
+                .expect("read")
+                .expect("exists")
+                .in_inventory
+        );
         assert!(store.node("nope").await.expect("read").is_none());
 
         // Labels are replaced, not merged.
@@ -228,13 +238,19 @@ async fn observed_states_round_trip_and_discover_nodes() {
         assert!(store.observed("web-9").await.expect("read").is_none());
         let mut observed = ObservedState::new("web-9");
         observed.observed_at = Some("2026-11-24T17:00:00Z".into());
-        observed.facts.insert("os".into(), json!({"id": "centos", "version": "9"}));
+        observed
+            .facts
+            .insert("os".into(), json!({"id": "centos", "version": "9"}));
         observed.facts.insert("memory_mb".into(), json!(2048));
         let pkg = package("nginx");
         observed.resources.insert(pkg.id.clone(), pkg.spec.clone());
         store.record_observed(&observed).await.expect("record");
 
-        let stored = store.observed("web-9").await.expect("read").expect("present");
+        let stored = store
+            .observed("web-9")
+            .await
+            .expect("read")
+            .expect("present");
         assert_eq!(stored.state, observed);
         let discovered = store.node("web-9").await.expect("read").expect("created");
         assert!(!discovered.in_inventory, "known only from its agent");
@@ -242,13 +258,27 @@ async fn observed_states_round_trip_and_discover_nodes() {
         assert_eq!(discovered.facts.as_ref(), Some(&observed.facts));
 
         // The next report replaces the last one; the inventory flag stays as declared.
-        store.upsert_node(&node("web-9", &[])).await.expect("upsert");
+        store
+            .upsert_node(&node("web-9", &[]))
+            .await
+            .expect("upsert");
         let mut newer = ObservedState::new("web-9");
         newer.observed_at = Some("2026-11-24T17:05:00Z".into());
         store.record_observed(&newer).await.expect("record");
-        let stored = store.observed("web-9").await.expect("read").expect("present");
+        let stored = store
+            .observed("web-9")
+            .await
+            .expect("read")
+            .expect("present");
         assert_eq!(stored.state, newer);
-        assert!(store.node("web-9").await.expect("read").expect("node").in_inventory);
+        assert!(
+            store
+                .node("web-9")
+                .await
+                .expect("read")
+                .expect("node")
+                .in_inventory
+        );
     })
     .await;
 }
@@ -307,7 +337,11 @@ async fn desired_states_round_trip_and_are_stored_once_per_distinct_document() {
         assert_eq!(db.count("SELECT COUNT(*) FROM blobs").await, 2);
         assert_eq!(db.count("SELECT COUNT(*) FROM desired_states").await, 6);
 
-        let b = store.desired_for("c2", "b").await.expect("read").expect("present");
+        let b = store
+            .desired_for("c2", "b")
+            .await
+            .expect("read")
+            .expect("present");
         assert_eq!(
             b,
             DesiredState {
@@ -319,14 +353,23 @@ async fn desired_states_round_trip_and_are_stored_once_per_distinct_document() {
             store.desired_digest("c1", "a").await.expect("read"),
             store.desired_digest("c2", "b").await.expect("read")
         );
-        assert!(store.desired_for("c1", "zzz").await.expect("read").is_none());
+        assert!(
+            store
+                .desired_for("c1", "zzz")
+                .await
+                .expect("read")
+                .is_none()
+        );
         assert!(store.desired_for("c9", "a").await.expect("read").is_none());
 
         let err = store
             .set_desired("c1", &[desired("ghost", None, Vec::new())])
             .await
             .expect_err("unknown node");
-        assert!(matches!(&err, StoreError::UnknownNode { name } if name == "ghost"), "{err}");
+        assert!(
+            matches!(&err, StoreError::UnknownNode { name } if name == "ghost"),
+            "{err}"
+        );
         let err = store
             .set_desired("c9", &[desired("a", None, Vec::new())])
             .await
@@ -503,11 +546,20 @@ async fn drift_events_list_by_node_and_page() {
             ids.push(event.id);
         }
         let page = store.list_drift(None, None, 2).await.expect("list");
-        assert_eq!(page.items.iter().map(|e| e.id).collect::<Vec<_>>(), &ids[..2]);
+        assert_eq!(
+            page.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+            &ids[..2]
+        );
         let page2 = store.list_drift(None, page.next, 2).await.expect("list");
-        assert_eq!(page2.items.iter().map(|e| e.id).collect::<Vec<_>>(), &ids[2..4]);
+        assert_eq!(
+            page2.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+            &ids[2..4]
+        );
         let page3 = store.list_drift(None, page2.next, 2).await.expect("list");
-        assert_eq!(page3.items.iter().map(|e| e.id).collect::<Vec<_>>(), &ids[4..]);
+        assert_eq!(
+            page3.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+            &ids[4..]
+        );
         assert!(page3.next.is_none());
 
         let of_a = store.list_drift(Some("a"), None, 100).await.expect("list");
@@ -525,7 +577,10 @@ async fn drift_events_list_by_node_and_page() {
 async fn no_secret_byte_reaches_any_table() {
     each_backend(|db| async move {
         let store = db.open().await;
-        store.upsert_node(&node("vault-1", &[])).await.expect("upsert");
+        store
+            .upsert_node(&node("vault-1", &[]))
+            .await
+            .expect("upsert");
         store.record_commit(&commit("c1")).await.expect("commit");
         let secret_file = format!("password={SECRET}\n");
         let state = desired(
@@ -536,39 +591,75 @@ async fn no_secret_byte_reaches_any_table() {
                 file("/etc/motd", "welcome\n", false),
             ],
         );
-        store.set_desired("c1", &[state.clone()]).await.expect("store");
+        store
+            .set_desired("c1", std::slice::from_ref(&state))
+            .await
+            .expect("store");
 
         // The agent reports sensitive content (it should not, but the store must hold).
         let mut observed = ObservedState::converged(&state);
         let leaked = file("/etc/app/secret.env", &secret_file, true);
-        observed.resources.insert(leaked.id.clone(), leaked.spec.clone());
+        observed
+            .resources
+            .insert(leaked.id.clone(), leaked.spec.clone());
         store.record_observed(&observed).await.expect("record");
 
         // A sensitive drift change built with a diff anyway.
         let diff = format!("-password=old\n+password={SECRET}\n");
         store
-            .record_drift_event("vault-1", Some("c1"), &drift_change("/etc/app/secret.env", true, Some(&diff)))
+            .record_drift_event(
+                "vault-1",
+                Some("c1"),
+                &drift_change("/etc/app/secret.env", true, Some(&diff)),
+            )
             .await
             .expect("record");
         store.close().await;
 
         let dump = db.dump().await;
-        assert!(dump.iter().any(|(table, _)| table == "blobs"), "the dump sees the tables");
+        assert!(
+            dump.iter().any(|(table, _)| table == "blobs"),
+            "the dump sees the tables"
+        );
         let hex: String = SECRET.bytes().map(|b| format!("{b:02x}")).collect();
         for (table, text) in &dump {
             assert!(!text.contains(SECRET), "the secret reached `{table}`");
-            assert!(!text.to_lowercase().contains(&hex), "the secret reached `{table}` in hex");
+            assert!(
+                !text.to_lowercase().contains(&hex),
+                "the secret reached `{table}` in hex"
+            );
         }
 
         // What is stored still says which content is desired: its digest.
         let store = db.open().await;
-        let back = store.desired_for("c1", "vault-1").await.expect("read").expect("present");
-        assert_eq!(back, DesiredState { commit: Some("c1".into()), ..state.redacted() });
-        let Spec::File(f) = &back.resources[0].spec else { panic!("a file") };
+        let back = store
+            .desired_for("c1", "vault-1")
+            .await
+            .expect("read")
+            .expect("present");
+        assert_eq!(
+            back,
+            DesiredState {
+                commit: Some("c1".into()),
+                ..state.redacted()
+            }
+        );
+        let Spec::File(f) = &back.resources[0].spec else {
+            panic!("a file")
+        };
         assert_eq!(f.content, None);
-        assert_eq!(f.sha256, Some(state::digest::sha256(secret_file.as_bytes())));
-        let Spec::File(motd) = &back.resources[1].spec else { panic!("a file") };
-        assert_eq!(motd.content.as_deref(), Some("welcome\n"), "only sensitive content is redacted");
+        assert_eq!(
+            f.sha256,
+            Some(state::digest::sha256(secret_file.as_bytes()))
+        );
+        let Spec::File(motd) = &back.resources[1].spec else {
+            panic!("a file")
+        };
+        assert_eq!(
+            motd.content.as_deref(),
+            Some("welcome\n"),
+            "only sensitive content is redacted"
+        );
     })
     .await;
 }
@@ -583,7 +674,12 @@ async fn audit_entries_chain_list_and_verify() {
         ));
         let mut appended = Vec::new();
         for i in 1..=5 {
-            appended.push(store.audit_append(&record("alice", i)).await.expect("append"));
+            appended.push(
+                store
+                    .audit_append(&record("alice", i))
+                    .await
+                    .expect("append"),
+            );
         }
         assert_eq!(appended[0].seq, 1);
         assert_eq!(appended[0].prev_hash, store::audit_chain::GENESIS_HASH);
@@ -617,12 +713,18 @@ async fn audit_verify_names_an_altered_entry() {
     each_backend(|db| async move {
         let store = db.open().await;
         append(&store, 5).await;
-        db.exec("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3").await;
+        db.exec("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+            .await;
         assert_eq!(broken(&store).await, (3, BreakKind::Altered));
-        db.exec("UPDATE audit_log SET actor = 'alice' WHERE seq = 3").await;
-        assert!(matches!(store.audit_verify().await.expect("verify"), AuditVerdict::Intact { .. }));
+        db.exec("UPDATE audit_log SET actor = 'alice' WHERE seq = 3")
+            .await;
+        assert!(matches!(
+            store.audit_verify().await.expect("verify"),
+            AuditVerdict::Intact { .. }
+        ));
 
-        db.exec("UPDATE audit_log SET details = '{\"n\":99}' WHERE seq = 4").await;
+        db.exec("UPDATE audit_log SET details = '{\"n\":99}' WHERE seq = 4")
+            .await;
         assert_eq!(broken(&store).await, (4, BreakKind::Altered));
     })
     .await;
@@ -668,7 +770,11 @@ async fn audit_verify_names_a_removed_entry() {
         let store = db.open().await;
         append(&store, 5).await;
         db.exec("DELETE FROM audit_log WHERE seq = 5").await;
-        assert_eq!(broken(&store).await, (5, BreakKind::Removed), "a removed tail shows");
+        assert_eq!(
+            broken(&store).await,
+            (5, BreakKind::Removed),
+            "a removed tail shows"
+        );
     })
     .await;
 }
@@ -780,7 +886,9 @@ async fn connection_errors_never_show_the_password() {
     let text = format!("{err} {err:?}");
     assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("app:***@127.0.0.1:1"), "{text}");
-    let err = Store::open("mysql://app:hunter2@db/x").await.expect_err("unsupported");
+    let err = Store::open("mysql://app:hunter2@db/x")
+        .await
+        .expect_err("unsupported");
     assert!(!err.to_string().contains("hunter2"), "{err}");
     assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
 }

@@ -23,13 +23,21 @@ impl TestDb {
     pub async fn exec(&self, sql: &str) {
         match self.kind {
             BackendKind::Sqlite => {
-                let pool = SqlitePool::connect(&self.url).await.expect("raw connection");
-                sqlx::raw_sql(sql).execute(&pool).await.expect("raw SQL runs");
+                let pool = SqlitePool::connect(&self.url)
+                    .await
+                    .expect("raw connection");
+                sqlx::raw_sql(sql)
+                    .execute(&pool)
+                    .await
+                    .expect("raw SQL runs");
                 pool.close().await;
             }
             BackendKind::Postgres => {
                 let pool = PgPool::connect(&self.url).await.expect("raw connection");
-                sqlx::raw_sql(sql).execute(&pool).await.expect("raw SQL runs");
+                sqlx::raw_sql(sql)
+                    .execute(&pool)
+                    .await
+                    .expect("raw SQL runs");
                 pool.close().await;
             }
         }
@@ -39,14 +47,22 @@ impl TestDb {
     pub async fn count(&self, sql: &str) -> i64 {
         match self.kind {
             BackendKind::Sqlite => {
-                let pool = SqlitePool::connect(&self.url).await.expect("raw connection");
-                let n = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count");
+                let pool = SqlitePool::connect(&self.url)
+                    .await
+                    .expect("raw connection");
+                let n = sqlx::query_scalar(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("count");
                 pool.close().await;
                 n
             }
             BackendKind::Postgres => {
                 let pool = PgPool::connect(&self.url).await.expect("raw connection");
-                let n = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count");
+                let n = sqlx::query_scalar(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("count");
                 pool.close().await;
                 n
             }
@@ -59,18 +75,21 @@ impl TestDb {
         let mut out = Vec::new();
         match self.kind {
             BackendKind::Sqlite => {
-                let pool = SqlitePool::connect(&self.url).await.expect("raw connection");
+                let pool = SqlitePool::connect(&self.url)
+                    .await
+                    .expect("raw connection");
                 let tables: Vec<String> =
                     sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
                         .fetch_all(&pool)
                         .await
                         .expect("list tables");
                 for table in tables {
-                    let columns: Vec<String> =
-                        sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                            .fetch_all(&pool)
-                            .await
-                            .expect("list columns");
+                    let columns: Vec<String> = sqlx::query_scalar(&format!(
+                        "SELECT name FROM pragma_table_info('{table}')"
+                    ))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("list columns");
                     let select = columns
                         .iter()
                         .map(|c| {
@@ -111,10 +130,11 @@ impl TestDb {
                 .await
                 .expect("list tables");
                 for table in tables {
-                    let rows = sqlx::query(&format!("SELECT CAST(t AS TEXT) AS row FROM \"{table}\" t"))
-                        .fetch_all(&pool)
-                        .await
-                        .expect("dump a table");
+                    let rows =
+                        sqlx::query(&format!("SELECT CAST(t AS TEXT) AS row FROM \"{table}\" t"))
+                            .fetch_all(&pool)
+                            .await
+                            .expect("dump a table");
                     for row in rows {
                         out.push((table.clone(), row.get::<String, _>("row")));
                     }
@@ -146,11 +166,7 @@ fn with_database(url: &str, db: &str) -> String {
     let (head, tail) = url.split_at(authority_start);
     let path_start = tail.find('/').unwrap_or(tail.len());
     let query_start = tail.find('?').unwrap_or(tail.len()).max(path_start);
-    format!(
-        "{head}{}/{db}{}",
-        &tail[..path_start],
-        &tail[query_start..]
-    )
+    format!("{head}{}/{db}{}", &tail[..path_start], &tail[query_start..])
 }
 
 /// Runs `test` on SQLite, then on PostgreSQL if DATABASE_URL is set.
