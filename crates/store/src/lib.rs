@@ -17,11 +17,13 @@ mod error;
 mod nodes;
 mod observed;
 mod records;
+mod retention;
 
 pub use audit_chain::{AuditBreak, AuditVerdict, BreakKind};
 pub use backend::BackendKind;
 pub use error::{Result, StoreError, redact_url};
 pub use records::*;
+pub use retention::Pruned;
 
 use backend::Backend;
 use std::path::Path;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use store::{
     AuditRecord, AuditVerdict, BackendKind, BreakKind, CommitRecord, NodeFilter, NodeUpsert,
-    Outcome, ResourceResult, RunStatus, Store, StoreError,
+    Outcome, Pruned, ResourceResult, RunStatus, Store, StoreError,
 };
 use support::each_backend;
 
@@ -903,4 +903,58 @@ async fn the_data_dir_holds_the_embedded_database() {
     let again = Store::open_data_dir(dir.path()).await.expect("reopen");
     assert_eq!(again.backend_kind(), BackendKind::Sqlite);
     assert!(again.node("a").await.expect("read").is_some());
+}
+
+#[tokio::test]
+async fn pruning_keeps_recent_and_pinned_commits_and_referenced_documents() {
+    each_backend(|db| async move {
+        let store = db.open().await;
+        store.upsert_node(&node("a", &[])).await.expect("upsert");
+        for (i, sha) in ["c1", "c2", "c3", "c4"].into_iter().enumerate() {
+            let mut c = commit(sha);
+            c.compiled_at += chrono::Duration::minutes(i as i64);
+            store.record_commit(&c).await.expect("commit");
+            let state = desired("a", None, vec![package(&format!("pkg{i}"))]);
+            store.set_desired(sha, &[state]).await.expect("store");
+        }
+        store
+            .approve_plan("c1", "a", "sha256:01", "alice")
+            .await
+            .expect("approve");
+        store
+            .approve_plan("c2", "a", "sha256:02", "alice")
+            .await
+            .expect("approve");
+        let mut observed = ObservedState::new("a");
+        let pkg = package("pkg1");
+        observed.resources.insert(pkg.id.clone(), pkg.spec.clone());
+        store.record_observed(&observed).await.expect("observe");
+        assert_eq!(db.count("SELECT COUNT(*) FROM blobs").await, 5);
+
+        // Keep the two newest (c3, c4) and the pinned c1; c2 goes, with its approval and its
+        // document; the observed state's document stays.
+        let pruned = store.prune_commits(2, &["c1"]).await.expect("prune");
+        assert_eq!(
+            pruned,
+            Pruned {
+                commits: 1,
+                desired_states: 1,
+                blobs: 1
+            }
+        );
+        assert!(store.commit("c2").await.expect("read").is_none());
+        assert!(store.desired_for("c2", "a").await.expect("read").is_none());
+        assert!(store.desired_for("c1", "a").await.expect("read").is_some());
+        assert_eq!(
+            store
+                .approved_digest("a")
+                .await
+                .expect("read")
+                .map(|a| a.commit),
+            Some("c1".into())
+        );
+        assert!(store.observed("a").await.expect("read").is_some());
+        assert_eq!(db.count("SELECT COUNT(*) FROM blobs").await, 4);
+    })
+    .await;
 }
