@@ -32,6 +32,17 @@ impl Store {
     ) -> Result<DesiredSummary> {
         let mut by_node: BTreeMap<&str, &DesiredState> = BTreeMap::new();
         for desired in states {
+            if desired.format != state::DESIRED_FORMAT {
+                return Err(StoreError::Invalid {
+                    what: "desired state",
+                    detail: format!(
+                        "format {} for node `{}` (this store reads format {})",
+                        desired.format,
+                        desired.node,
+                        state::DESIRED_FORMAT
+                    ),
+                });
+            }
             if let Some(inner) = &desired.commit
                 && inner != commit
             {

@@ -33,6 +33,16 @@ impl Store {
     /// facts. A node not known yet is created outside the inventory (discovered).
     pub async fn record_observed(&self, observed: &ObservedState) -> Result<()> {
         check_node_name(&observed.node)?;
+        if observed.format != state::OBSERVED_FORMAT {
+            return Err(crate::StoreError::Invalid {
+                what: "observed state",
+                detail: format!(
+                    "format {} (this store reads format {})",
+                    observed.format,
+                    state::OBSERVED_FORMAT
+                ),
+            });
+        }
         let blob = Blob::of("observed state", &document(observed))?;
         let facts =
             serde_json::to_string(&observed.facts).map_err(|source| crate::StoreError::Encode {

@@ -116,6 +116,18 @@ CREATE TABLE audit_log (
     hash        TEXT NOT NULL
 );
 
+-- Refuse changes to written entries (a guard against mistakes; whoever can drop triggers can
+-- still tamper, and `audit verify` shows it).
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only';
+END;
+$$;
+CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+
 -- The chain's head, one row: appends lock it, so concurrent writers form one chain, and
 -- verification compares the last entry with it (a removed or rewritten tail shows).
 CREATE TABLE audit_head (

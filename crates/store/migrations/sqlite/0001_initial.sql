@@ -116,6 +116,17 @@ CREATE TABLE audit_log (
     hash        TEXT NOT NULL
 );
 
+-- Refuse changes to written entries (a guard against mistakes; whoever can drop triggers can
+-- still tamper, and `audit verify` shows it).
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+
 -- The chain's head, one row: appends lock it, so concurrent writers form one chain, and
 -- verification compares the last entry with it (a removed or rewritten tail shows).
 CREATE TABLE audit_head (

@@ -279,6 +279,16 @@ async fn observed_states_round_trip_and_discover_nodes() {
                 .expect("node")
                 .in_inventory
         );
+
+        let mut future = ObservedState::new("web-9");
+        future.format += 1;
+        let err = store
+            .record_observed(&future)
+            .await
+            .expect_err("unknown format");
+        assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+        let kept = store.observed("web-9").await.expect("read").expect("kept");
+        assert_eq!(kept.state, newer);
     })
     .await;
 }
@@ -380,6 +390,13 @@ async fn desired_states_round_trip_and_are_stored_once_per_distinct_document() {
             .await
             .expect_err("commit mismatch");
         assert!(matches!(err, StoreError::CommitMismatch { .. }), "{err}");
+        let mut future = desired("a", None, Vec::new());
+        future.format = DESIRED_FORMAT + 1;
+        let err = store
+            .set_desired("c1", &[future])
+            .await
+            .expect_err("unknown format");
+        assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
         // Nothing of the failed batches was stored.
         assert_eq!(db.count("SELECT COUNT(*) FROM desired_states").await, 6);
     })
@@ -709,10 +726,35 @@ async fn audit_entries_chain_list_and_verify() {
 }
 
 #[tokio::test]
+async fn audit_entries_cannot_be_changed_through_sql_while_the_guards_stand() {
+    each_backend(|db| async move {
+        let store = db.open().await;
+        append(&store, 3).await;
+        for sql in [
+            "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2",
+            "DELETE FROM audit_log WHERE seq = 3",
+        ] {
+            let err = db.try_exec(sql).await.expect("refused");
+            assert!(err.contains("append-only"), "{err}");
+        }
+        if db.kind == BackendKind::Postgres {
+            let err = db.try_exec("TRUNCATE audit_log").await.expect("refused");
+            assert!(err.contains("append-only"), "{err}");
+        }
+        assert!(matches!(
+            store.audit_verify().await.expect("verify"),
+            AuditVerdict::Intact { entries: 3, .. }
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn audit_verify_names_an_altered_entry() {
     each_backend(|db| async move {
         let store = db.open().await;
         append(&store, 5).await;
+        db.drop_audit_guards().await;
         db.exec("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
             .await;
         assert_eq!(broken(&store).await, (3, BreakKind::Altered));
@@ -737,6 +779,7 @@ async fn audit_verify_names_a_rewritten_entry_even_with_a_recomputed_hash() {
         append(&store, 5).await;
         let entry = store.audit_list(Some(1), 1).await.expect("list").items.remove(0);
         assert_eq!(entry.seq, 2);
+        db.drop_audit_guards().await;
         // Rewrite entry 2's content and hash consistently (the chain's formula is public).
         let forged = format!(
             r#"{{"v":1,"seq":2,"at":"{}","actor":"mallory","action":"plan.approve","target":"web-2","commit":"c1","outcome":"ok","details":{{"digest":"sha256:{:064}","n":2}}}}"#,
@@ -760,6 +803,7 @@ async fn audit_verify_names_a_removed_entry() {
     each_backend(|db| async move {
         let store = db.open().await;
         append(&store, 5).await;
+        db.drop_audit_guards().await;
         db.exec("DELETE FROM audit_log WHERE seq = 3").await;
         assert_eq!(broken(&store).await, (3, BreakKind::Removed));
         db.exec("DELETE FROM audit_log WHERE seq = 1").await;
@@ -769,6 +813,7 @@ async fn audit_verify_names_a_removed_entry() {
     each_backend(|db| async move {
         let store = db.open().await;
         append(&store, 5).await;
+        db.drop_audit_guards().await;
         db.exec("DELETE FROM audit_log WHERE seq = 5").await;
         assert_eq!(
             broken(&store).await,
@@ -784,6 +829,7 @@ async fn audit_verify_names_reordered_entries() {
     each_backend(|db| async move {
         let store = db.open().await;
         append(&store, 5).await;
+        db.drop_audit_guards().await;
         db.exec(
             "UPDATE audit_log SET seq = -2 WHERE seq = 2; \
              UPDATE audit_log SET seq = 2 WHERE seq = 4; \
@@ -886,6 +932,11 @@ async fn connection_errors_never_show_the_password() {
     let text = format!("{err} {err:?}");
     assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("app:***@127.0.0.1:1"), "{text}");
+    let err = Store::open("postgres://app:hunter2@127.0.0.1:notaport/x")
+        .await
+        .expect_err("bad port");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("hunter2"), "{text}");
     let err = Store::open("mysql://app:hunter2@db/x")
         .await
         .expect_err("unsupported");
@@ -955,6 +1006,28 @@ async fn pruning_keeps_recent_and_pinned_commits_and_referenced_documents() {
         );
         assert!(store.observed("a").await.expect("read").is_some());
         assert_eq!(db.count("SELECT COUNT(*) FROM blobs").await, 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_store_never_prints_its_password() {
+    each_backend(|db| async move {
+        if db.kind != BackendKind::Postgres {
+            return;
+        }
+        // Trust authentication ignores the password, so any will do.
+        let Some((scheme, rest)) = db.url.split_once("://") else {
+            panic!("a URL")
+        };
+        let Some((user, host)) = rest.split_once('@') else {
+            return; // DATABASE_URL without a user: nothing to put a password on.
+        };
+        let user = user.split(':').next().unwrap_or(user);
+        let url = format!("{scheme}://{user}:hunter2@{host}");
+        let store = Store::open(&url).await.expect("opens");
+        let text = format!("{store:?}");
+        assert!(!text.contains("hunter2"), "{text}");
     })
     .await;
 }

@@ -43,6 +43,44 @@ impl TestDb {
         }
     }
 
+    /// Drops the triggers that keep `audit_log` append-only, as someone tampering would.
+    pub async fn drop_audit_guards(&self) {
+        match self.kind {
+            BackendKind::Sqlite => {
+                self.exec("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
+                    .await
+            }
+            BackendKind::Postgres => {
+                self.exec(
+                    "DROP TRIGGER audit_log_no_change ON audit_log; \
+                     DROP TRIGGER audit_log_no_truncate ON audit_log;",
+                )
+                .await
+            }
+        }
+    }
+
+    /// Runs `sql` directly and returns its error message, if it fails.
+    pub async fn try_exec(&self, sql: &str) -> Option<String> {
+        let result = match self.kind {
+            BackendKind::Sqlite => {
+                let pool = SqlitePool::connect(&self.url)
+                    .await
+                    .expect("raw connection");
+                let r = sqlx::raw_sql(sql).execute(&pool).await.map(|_| ());
+                pool.close().await;
+                r
+            }
+            BackendKind::Postgres => {
+                let pool = PgPool::connect(&self.url).await.expect("raw connection");
+                let r = sqlx::raw_sql(sql).execute(&pool).await.map(|_| ());
+                pool.close().await;
+                r
+            }
+        };
+        result.err().map(|e| e.to_string())
+    }
+
     /// One integer from `sql`.
     pub async fn count(&self, sql: &str) -> i64 {
         match self.kind {
