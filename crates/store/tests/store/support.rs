@@ -222,7 +222,15 @@ where
     .await;
 
     let Ok(admin_url) = std::env::var("DATABASE_URL") else {
-        eprintln!("skipped PostgreSQL: DATABASE_URL not set");
+        // Once per run, and past the test harness's output capture, so it is seen.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped PostgreSQL: DATABASE_URL not set (the store tests ran on SQLite only)"
+            );
+        });
         return;
     };
     let name = unique_name();
