@@ -1031,3 +1031,64 @@ async fn a_store_never_prints_its_password() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn mixed_concurrent_writers_wait_for_each_other_instead_of_failing() {
+    each_backend(|db| async move {
+        let stores = [db.open().await, db.open().await];
+        let nodes: Vec<NodeUpsert> = (0..500).map(|i| node(&format!("m{i:03}"), &[])).collect();
+        stores[0].upsert_nodes(&nodes).await.expect("upsert");
+        for c in 0..4 {
+            stores[0]
+                .record_commit(&commit(&format!("c{c}")))
+                .await
+                .expect("commit");
+        }
+        let mut tasks = Vec::new();
+        for w in 0..4usize {
+            let store = stores[w % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20 {
+                    store
+                        .audit_append(&record("auditor", i))
+                        .await
+                        .expect("append");
+                }
+            }));
+        }
+        for c in 0..4usize {
+            let store = stores[c % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                let states: Vec<DesiredState> = (0..500)
+                    .map(|i| desired(&format!("m{i:03}"), None, vec![package(&format!("p{c}"))]))
+                    .collect();
+                store
+                    .set_desired(&format!("c{c}"), &states)
+                    .await
+                    .expect("set_desired");
+            }));
+        }
+        for w in 0..2usize {
+            let store = stores[w].clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20 {
+                    let mut observed = ObservedState::new(format!("m{:03}", i * 2 + w));
+                    observed.facts.insert("n".into(), json!(i));
+                    store
+                        .record_observed(&observed)
+                        .await
+                        .expect("record_observed");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("writer");
+        }
+        assert_eq!(db.count("SELECT COUNT(*) FROM desired_states").await, 2000);
+        assert!(matches!(
+            stores[1].audit_verify().await.expect("verify"),
+            AuditVerdict::Intact { entries: 80, .. }
+        ));
+    })
+    .await;
+}
