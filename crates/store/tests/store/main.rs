@@ -1068,8 +1068,8 @@ async fn mixed_concurrent_writers_wait_for_each_other_instead_of_failing() {
                     .expect("set_desired");
             }));
         }
-        for w in 0..2usize {
-            let store = stores[w].clone();
+        for (w, store) in stores.iter().enumerate() {
+            let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 for i in 0..20 {
                     let mut observed = ObservedState::new(format!("m{:03}", i * 2 + w));
