@@ -192,11 +192,16 @@ impl Store {
     /// Run `id` with its results, if it exists.
     pub async fn apply_run(&self, id: i64) -> Result<Option<ApplyRun>> {
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM apply_runs r JOIN nodes n ON n.id = r.node_id WHERE r.id = $1"
+            "SELECT {RUN_COLUMNS} FROM apply_runs r JOIN nodes n ON n.id = r.node_id \
+             WHERE r.id = $1"
         );
         on_backend!(self, pool => {
             let mut conn = pool.acquire().await.ctx("read an apply run")?;
-            let rows = sqlx::query(&sql).bind(id).fetch_all(&mut *conn).await.ctx("read an apply run")?;
+            let rows = sqlx::query(&sql)
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await
+                .ctx("read an apply run")?;
             Ok(runs_with_results!(conn, rows)?.pop())
         })
     }

@@ -36,7 +36,8 @@ impl Store {
                 });
             };
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO plan_approvals (node_id, commit_sha, digest, approved_by, approved_at) \
+                "INSERT INTO plan_approvals \
+                 (node_id, commit_sha, digest, approved_by, approved_at) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
             .bind(node_id)
@@ -78,7 +79,9 @@ impl Store {
                 commit: row.try_get("commit_sha").ctx("read an approval")?,
                 digest: row.try_get("digest").ctx("read an approval")?,
                 approved_by: row.try_get("approved_by").ctx("read an approval")?,
-                approved_at: row.try_get::<DateTime<Utc>, _>("approved_at").ctx("read an approval")?,
+                approved_at: row
+                    .try_get::<DateTime<Utc>, _>("approved_at")
+                    .ctx("read an approval")?,
             }))
         })
     }

@@ -53,7 +53,9 @@ impl Store {
     /// The recorded commit `sha`, if any.
     pub async fn commit(&self, sha: &str) -> Result<Option<CommitRecord>> {
         on_backend!(self, pool => {
-            let row = sqlx::query("SELECT sha, ok, diagnostics, compiled_at FROM commits WHERE sha = $1")
+            let row = sqlx::query(
+                "SELECT sha, ok, diagnostics, compiled_at FROM commits WHERE sha = $1",
+            )
                 .bind(sha)
                 .fetch_optional(pool)
                 .await

@@ -75,7 +75,8 @@ impl Store {
             for chunk in rows.chunks(BATCH_ROWS) {
                 let sql = format!(
                     "INSERT INTO desired_states (commit_sha, node_id, blob_digest) VALUES {} \
-                     ON CONFLICT (commit_sha, node_id) DO UPDATE SET blob_digest = excluded.blob_digest",
+                     ON CONFLICT (commit_sha, node_id) \
+                     DO UPDATE SET blob_digest = excluded.blob_digest",
                     values_list(chunk.len(), 3, 1)
                 );
                 let mut query = sqlx::query(&sql);

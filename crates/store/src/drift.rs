@@ -99,7 +99,9 @@ impl Store {
                         .parse::<ResourceId>()
                         .map_err(|e| corrupt(format!("resource `{resource}`: {e}")))?,
                     change: serde_json::from_str(&change).map_err(|e| corrupt(e.to_string()))?,
-                    detected_at: row.try_get::<DateTime<Utc>, _>("detected_at").ctx("read a drift event")?,
+                    detected_at: row
+                        .try_get::<DateTime<Utc>, _>("detected_at")
+                        .ctx("read a drift event")?,
                 });
             }
             let next = if events.len() > limit as usize {

@@ -40,7 +40,8 @@ pub struct Store {
 impl Store {
     /// Opens the database at `url` and brings its schema up to date.
     ///
-    /// `sqlite://PATH?mode=rwc` (created if missing) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+    /// `sqlite://PATH?mode=rwc` (created if missing) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
     /// SQLite runs in WAL mode with foreign keys on and a busy timeout, so concurrent writers
     /// wait for each other instead of failing.
     pub async fn open(url: &str) -> Result<Store> {

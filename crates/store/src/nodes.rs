@@ -154,9 +154,13 @@ impl Store {
                 let rows = query.fetch_all(&mut *tx).await.ctx("upsert nodes")?;
                 let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
                 for row in rows {
-                    ids.insert(row.try_get("name").ctx("upsert nodes")?, row.try_get("id").ctx("upsert nodes")?);
+                    ids.insert(
+                        row.try_get("name").ctx("upsert nodes")?,
+                        row.try_get("id").ctx("upsert nodes")?,
+                    );
                 }
-                let id_list: Vec<i64> = chunk.iter().filter_map(|n| ids.get(&n.name).copied()).collect();
+                let id_list: Vec<i64> =
+                    chunk.iter().filter_map(|n| ids.get(&n.name).copied()).collect();
                 let sql = format!(
                     "DELETE FROM node_labels WHERE node_id IN ({})",
                     placeholders(id_list.len(), 1)

@@ -105,7 +105,8 @@ impl Store {
                     detail: e.to_string(),
                 })?;
             }
-            let reported_at: DateTime<Utc> = row.try_get("reported_at").ctx("read an observed state")?;
+            let reported_at: DateTime<Utc> =
+                row.try_get("reported_at").ctx("read an observed state")?;
             Ok(Some(ObservedRecord { state, reported_at }))
         })
     }

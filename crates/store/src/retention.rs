@@ -37,12 +37,13 @@ impl Store {
                 .collect();
             let mut pruned = Pruned::default();
             for sha in &doomed {
-                pruned.desired_states += sqlx::query("DELETE FROM desired_states WHERE commit_sha = $1")
-                    .bind(sha)
-                    .execute(&mut *tx)
-                    .await
-                    .ctx("delete desired states")?
-                    .rows_affected();
+                pruned.desired_states +=
+                    sqlx::query("DELETE FROM desired_states WHERE commit_sha = $1")
+                        .bind(sha)
+                        .execute(&mut *tx)
+                        .await
+                        .ctx("delete desired states")?
+                        .rows_affected();
                 sqlx::query("DELETE FROM plan_approvals WHERE commit_sha = $1")
                     .bind(sha)
                     .execute(&mut *tx)
