@@ -1,0 +1,88 @@
+//! Approved plan digests: append-only, the newest approval of a node is the one in force.
+
+use crate::backend::{BeginWrite as _, on_backend};
+use crate::error::{QueryContext as _, Result, StoreError};
+use crate::records::Approval;
+use crate::{Store, now};
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+
+impl Store {
+    /// Approves the plan with `digest` for `node` at `commit`; the node must have a desired
+    /// state at that commit.
+    pub async fn approve_plan(
+        &self,
+        commit: &str,
+        node: &str,
+        digest: &str,
+        approved_by: &str,
+    ) -> Result<Approval> {
+        let at = now();
+        on_backend!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let node_id: Option<i64> = sqlx::query_scalar(
+                "SELECT d.node_id FROM desired_states d JOIN nodes n ON n.id = d.node_id \
+                 WHERE d.commit_sha = $1 AND n.name = $2",
+            )
+            .bind(commit)
+            .bind(node)
+            .fetch_optional(&mut *tx)
+            .await
+            .ctx("look up a desired state")?;
+            let Some(node_id) = node_id else {
+                return Err(StoreError::NoDesiredState {
+                    commit: commit.to_owned(),
+                    node: node.to_owned(),
+                });
+            };
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO plan_approvals \
+                 (node_id, commit_sha, digest, approved_by, approved_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(node_id)
+            .bind(commit)
+            .bind(digest)
+            .bind(approved_by)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await
+            .ctx("approve a plan")?;
+            tx.commit().await.ctx("commit an approval")?;
+            Ok(Approval {
+                id,
+                node: node.to_owned(),
+                commit: commit.to_owned(),
+                digest: digest.to_owned(),
+                approved_by: approved_by.to_owned(),
+                approved_at: at,
+            })
+        })
+    }
+
+    /// The approval in force for `node`: its newest.
+    pub async fn approved_digest(&self, node: &str) -> Result<Option<Approval>> {
+        on_backend!(self, pool => {
+            let row = sqlx::query(
+                "SELECT a.id, a.commit_sha, a.digest, a.approved_by, a.approved_at \
+                 FROM plan_approvals a JOIN nodes n ON n.id = a.node_id \
+                 WHERE n.name = $1 ORDER BY a.id DESC LIMIT 1",
+            )
+            .bind(node)
+            .fetch_optional(pool)
+            .await
+            .ctx("read an approval")?;
+            let Some(row) = row else { return Ok(None) };
+            Ok(Some(Approval {
+                id: row.try_get("id").ctx("read an approval")?,
+                node: node.to_owned(),
+                commit: row.try_get("commit_sha").ctx("read an approval")?,
+                digest: row.try_get("digest").ctx("read an approval")?,
+                approved_by: row.try_get("approved_by").ctx("read an approval")?,
+                approved_at: row
+                    .try_get::<DateTime<Utc>, _>("approved_at")
+                    .ctx("read an approval")?,
+            }))
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! A node's last observed state and facts, as its agent reported them (sensitive file content
+//! redacted before it is stored).
+
+use crate::backend::{BeginWrite as _, on_backend};
+use crate::blobs::{Blob, decode, put_blobs};
+use crate::error::{QueryContext as _, Result};
+use crate::nodes::check_node_name;
+use crate::records::ObservedRecord;
+use crate::{Store, now};
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+use state::ObservedState;
+use std::collections::BTreeMap;
+
+/// The stored document: the state without what differs at every report (node name, agent
+/// timestamp, facts), sensitive content removed, so a converged fleet shares few documents.
+fn document(observed: &ObservedState) -> ObservedState {
+    ObservedState {
+        format: observed.format,
+        node: String::new(),
+        observed_at: None,
+        facts: BTreeMap::new(),
+        resources: observed
+            .resources
+            .iter()
+            .map(|(id, spec)| (id.clone(), spec.redacted()))
+            .collect(),
+    }
+}
+
+impl Store {
+    /// Records what `observed.node`'s agent reported, replacing the previous observation and
+    /// facts. A node not known yet is created outside the inventory (discovered).
+    pub async fn record_observed(&self, observed: &ObservedState) -> Result<()> {
+        check_node_name(&observed.node)?;
+        if observed.format != state::OBSERVED_FORMAT {
+            return Err(crate::StoreError::Invalid {
+                what: "observed state",
+                detail: format!(
+                    "format {} (this store reads format {})",
+                    observed.format,
+                    state::OBSERVED_FORMAT
+                ),
+            });
+        }
+        let blob = Blob::of("observed state", &document(observed))?;
+        let facts =
+            serde_json::to_string(&observed.facts).map_err(|source| crate::StoreError::Encode {
+                what: "facts",
+                source,
+            })?;
+        let at = now();
+        on_backend!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO nodes (name, in_inventory, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(&observed.node)
+            .bind(false)
+            .bind(at)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .ctx("create a discovered node")?;
+            put_blobs!(tx, &[&blob]);
+            sqlx::query(
+                "UPDATE nodes SET observed_blob = $1, observed_at = $2, reported_at = $3, \
+                 facts = $4 WHERE name = $5",
+            )
+            .bind(&blob.digest)
+            .bind(observed.observed_at.as_deref())
+            .bind(at)
+            .bind(&facts)
+            .bind(&observed.node)
+            .execute(&mut *tx)
+            .await
+            .ctx("record an observed state")?;
+            tx.commit().await.ctx("commit an observed state")?;
+            Ok(())
+        })
+    }
+
+    /// The last state `node`'s agent reported, if any.
+    pub async fn observed(&self, node: &str) -> Result<Option<ObservedRecord>> {
+        on_backend!(self, pool => {
+            let row = sqlx::query(
+                "SELECT n.observed_at, n.reported_at, n.facts, b.digest, b.body \
+                 FROM nodes n JOIN blobs b ON b.digest = n.observed_blob WHERE n.name = $1",
+            )
+            .bind(node)
+            .fetch_optional(pool)
+            .await
+            .ctx("read an observed state")?;
+            let Some(row) = row else { return Ok(None) };
+            let digest: String = row.try_get("digest").ctx("read an observed state")?;
+            let body: String = row.try_get("body").ctx("read an observed state")?;
+            let mut state: ObservedState = decode("observed state", &digest, &body)?;
+            state.node = node.to_owned();
+            state.observed_at = row.try_get("observed_at").ctx("read an observed state")?;
+            let facts: Option<String> = row.try_get("facts").ctx("read an observed state")?;
+            if let Some(facts) = facts {
+                state.facts = serde_json::from_str(&facts).map_err(|e| crate::StoreError::Corrupt {
+                    what: format!("facts of node {node}"),
+                    detail: e.to_string(),
+                })?;
+            }
+            let reported_at: DateTime<Utc> =
+                row.try_get("reported_at").ctx("read an observed state")?;
+            Ok(Some(ObservedRecord { state, reported_at }))
+        })
+    }
+}

@@ -1,0 +1,209 @@
+//! The typed records the store takes and returns.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use state::{Action, ObservedState, ResourceId};
+use std::collections::BTreeMap;
+
+/// The most rows one list call returns; larger limits are lowered to this.
+pub const MAX_PAGE: u32 = 1000;
+
+/// A node as the fleet repository declares it (or as its agent announced it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeUpsert {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Declared in the inventory at the latest commit (false: known only from its agent, or
+    /// it left the inventory).
+    pub in_inventory: bool,
+}
+
+/// A stored node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub id: i64,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub in_inventory: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the last observed state arrived; `None` if the agent never reported.
+    pub reported_at: Option<DateTime<Utc>>,
+    /// Host facts from the last observation.
+    pub facts: Option<BTreeMap<String, Json>>,
+}
+
+/// Which nodes `list_nodes` returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeFilter {
+    /// Every pair must match (equality selector).
+    pub labels: BTreeMap<String, String>,
+    /// Only nodes in (true) or out of (false) the inventory.
+    pub in_inventory: Option<bool>,
+}
+
+/// One page of a listing and the cursor of the next (`None` on the last page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T, C> {
+    pub items: Vec<T>,
+    pub next: Option<C>,
+}
+
+/// A node's last observed state with its arrival time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedRecord {
+    /// Sensitive file content redacted; `node`, `observed_at` and `facts` filled in.
+    pub state: ObservedState,
+    pub reported_at: DateTime<Utc>,
+}
+
+/// One compiled commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitRecord {
+    pub sha: String,
+    /// Compiled without errors.
+    pub ok: bool,
+    /// The diagnostics, as the JSON the `validate` command prints.
+    pub diagnostics: Json,
+    pub compiled_at: DateTime<Utc>,
+}
+
+/// What `set_desired` stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DesiredSummary {
+    pub nodes: usize,
+    /// Documents not stored before (the rest were identical to stored ones).
+    pub new_blobs: usize,
+}
+
+/// An approved plan: the digest an agent must re-derive before applying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub id: i64,
+    pub node: String,
+    pub commit: String,
+    pub digest: String,
+    pub approved_by: String,
+    pub approved_at: DateTime<Utc>,
+}
+
+/// How an apply run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Every resource is unchanged or changed.
+    Applied,
+    /// At least one resource failed.
+    Failed,
+    /// The agent's plan digest differed from the approved one: nothing was touched.
+    Stale,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Applied => "applied",
+            RunStatus::Failed => "failed",
+            RunStatus::Stale => "stale",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<RunStatus> {
+        [RunStatus::Applied, RunStatus::Failed, RunStatus::Stale]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// What happened to one resource in an apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Unchanged,
+    Changed,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Unchanged => "unchanged",
+            Outcome::Changed => "changed",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Outcome> {
+        [Outcome::Unchanged, Outcome::Changed, Outcome::Failed]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// One resource's result in an apply run, in apply order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceResult {
+    pub resource: ResourceId,
+    /// The planned action; `None` when the resource was already in sync.
+    pub action: Option<Action>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// An apply run: started when the reconciler dispatches, finished with the agent's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyRun {
+    pub id: i64,
+    pub node: String,
+    pub commit: String,
+    pub plan_digest: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: Option<RunStatus>,
+    pub message: Option<String>,
+    pub results: Vec<ResourceResult>,
+}
+
+/// A resource found diverged from its desired state without a change of intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftEvent {
+    pub id: i64,
+    pub node: String,
+    /// The commit whose desired state the node diverged from.
+    pub commit: Option<String>,
+    pub resource: ResourceId,
+    /// The planned change that would restore the desired state (sensitive values as digests).
+    pub change: state::Change,
+    pub detected_at: DateTime<Utc>,
+}
+
+/// An action to record in the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Who acted: a user, a token's name, `reconciler`, `agent:<node>`.
+    pub actor: String,
+    /// What was done, e.g. `plan.approve`, `apply.start`, `node.enroll`.
+    pub action: String,
+    /// What it was done to, e.g. a node name or `fleet`.
+    pub target: String,
+    pub commit: Option<String>,
+    /// `ok`, `denied`, `failed`...
+    pub outcome: String,
+    /// Anything else worth keeping. Never put secrets here: the log is kept forever.
+    pub details: Json,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// 1, 2, 3... without gaps.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub record: AuditRecord,
+    /// The previous entry's hash (a fixed all-zero digest for the first entry).
+    pub prev_hash: String,
+    /// `sha256:` over the previous hash and this entry's canonical content.
+    pub hash: String,
+}
