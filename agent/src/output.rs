@@ -172,11 +172,16 @@ pub fn apply(report: &ApplyReport) -> String {
     };
     let _ = writeln!(
         out,
-        "{}: {status}: {} changed, {} unchanged, {} failed ({} ms{})",
+        "{}: {status}: {} changed, {} unchanged, {} failed{} ({} ms{})",
         report.node,
         report.totals.changed,
         report.totals.unchanged,
         report.totals.failed,
+        if report.totals.skipped > 0 {
+            format!(", {} skipped", report.totals.skipped)
+        } else {
+            String::new()
+        },
         report.duration_ms,
         report
             .generation
@@ -196,6 +201,14 @@ pub fn apply(report: &ApplyReport) -> String {
                     "  FAILED   {} ({action}): {}",
                     r.id,
                     r.reason.as_deref().unwrap_or("unknown reason")
+                );
+            }
+            Outcome::Skipped => {
+                let _ = writeln!(
+                    out,
+                    "  skipped  {} ({action}): {}",
+                    r.id,
+                    r.reason.as_deref().unwrap_or("no reason given")
                 );
             }
         }
@@ -238,8 +251,8 @@ pub fn generations(list: &[GenerationInfo]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>6}  {}  {what}: {} paths, {} sysctls, {} packages, {} accounts; {result}",
-            g.number, g.created_at, g.paths, g.sysctls, g.packages, g.accounts
+            "{:>6}  {}  {what}: {} paths, {} sysctls, {} packages, {} accounts, {} services; {result}",
+            g.number, g.created_at, g.paths, g.sysctls, g.packages, g.accounts, g.services
         );
     }
     out

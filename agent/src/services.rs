@@ -1,0 +1,682 @@
+//! Services: the [`ServiceManager`] boundary with its two backends, and how a service
+//! resource is observed and applied through it.
+//!
+//! A service is its unit file (`/etc/systemd/system/NAME.service`, written atomically like
+//! any managed file), the agent's drop-in (`NAME.service.d/50-centossrv.conf`: restart
+//! policy, environment, health check), whether it is enabled (the links `[Install]` asks
+//! for) and whether it runs. Both backends read the same files:
+//!
+//! - [`SystemdManager`]: `systemctl` (`--root DIR` for enable/disable under a sandbox root;
+//!   starting and stopping needs the host's running systemd, so under a sandbox root nothing
+//!   runs and a start fails with a reason).
+//! - [`SupervisorManager`]: the built-in supervisor daemon (`centossrv-agent supervise`),
+//!   over its unix socket; enabling creates the same links `systemctl enable` would.
+
+use crate::host::{EntryKind, FileAttrs, Host, HostError};
+use crate::supervisor::protocol::{self, Health, Op, ServiceStatus};
+use crate::unit::{self, Managed};
+use state::digest::sha256;
+use state::plan::MAX_DIFF_BYTES;
+use state::{ServiceSpec, ServiceState, Spec, UnitFile};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Mode of unit files and drop-ins the agent writes.
+pub const UNIT_FILE_MODE: u32 = 0o644;
+/// Mode of the directories the agent creates for them.
+pub const UNIT_DIR_MODE: u32 = 0o755;
+/// How long the agent waits for the supervisor to start, stop or restart a service.
+const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Which service manager runs a host's services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Systemd,
+    Supervisor,
+}
+
+impl Backend {
+    /// `auto`: systemd when this machine runs it (`/run/systemd/system` exists, on the real
+    /// host whatever the root), the built-in supervisor otherwise.
+    pub fn detect() -> Backend {
+        if Path::new("/run/systemd/system").is_dir() {
+            Backend::Systemd
+        } else {
+            Backend::Supervisor
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Systemd => "systemd",
+            Backend::Supervisor => "supervisor",
+        }
+    }
+}
+
+/// Starts, stops and enables services. Errors are reasons for the apply report.
+pub trait ServiceManager: fmt::Debug + Send + Sync {
+    fn backend(&self) -> Backend;
+    /// Whether the service starts at boot.
+    fn is_enabled(&self, host: &dyn Host, name: &str) -> Result<bool, String>;
+    fn set_enabled(&self, host: &dyn Host, name: &str, enabled: bool) -> Result<(), String>;
+    /// Whether the service is running (or being kept running, between restarts).
+    fn is_running(&self, name: &str) -> Result<bool, String>;
+    fn start(&self, name: &str) -> Result<(), String>;
+    fn stop(&self, name: &str) -> Result<(), String>;
+    fn restart(&self, name: &str) -> Result<(), String>;
+    /// Unit files changed on disk (systemd: `daemon-reload`).
+    fn reload_units(&self) -> Result<(), String>;
+    /// The status of a service, when this backend runs health checks itself.
+    fn status(&self, name: &str) -> Result<Option<ServiceStatus>, String>;
+}
+
+/// The manager for `backend` under `root`, with the supervisor's socket in `state_dir`.
+pub fn manager(backend: Backend, root: &Path, state_dir: &Path) -> Arc<dyn ServiceManager> {
+    match backend {
+        Backend::Systemd => Arc::new(SystemdManager::new("systemctl", root)),
+        Backend::Supervisor => Arc::new(SupervisorManager::new(state_dir)),
+    }
+}
+
+/// systemd through `systemctl`.
+#[derive(Debug, Clone)]
+pub struct SystemdManager {
+    systemctl: PathBuf,
+    root: PathBuf,
+    sandbox: bool,
+}
+
+impl SystemdManager {
+    /// `systemctl` is the program to run (a path, or a name looked up in `PATH`).
+    pub fn new(systemctl: impl Into<PathBuf>, root: &Path) -> SystemdManager {
+        let canonical = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        SystemdManager {
+            systemctl: systemctl.into(),
+            sandbox: canonical != Path::new("/"),
+            root: canonical,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Result<crate::host::ToolOutput, String> {
+        let program = self.systemctl.to_string_lossy();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let out = std::process::Command::new(&*program)
+            .args(&args)
+            .env("LC_ALL", "C")
+            .env("SYSTEMD_PAGER", "")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        Ok(crate::host::ToolOutput {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Runs a command that must succeed.
+    fn check(&self, args: &[&str]) -> Result<(), String> {
+        let out = self.run(args)?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "systemctl {} failed ({}): {}",
+            args.join(" "),
+            out.code
+                .map_or_else(|| "killed".to_owned(), |c| format!("exit {c}")),
+            out.stderr.trim()
+        ))
+    }
+
+    fn root_arg(&self) -> Option<String> {
+        self.sandbox
+            .then(|| format!("--root={}", self.root.display()))
+    }
+
+    fn no_runtime(&self, what: &str, name: &str) -> String {
+        format!(
+            "cannot {what} {name}: under --root {} the systemd backend only manages unit files \
+             and enablement (the host's systemd runs units from /); use --service-backend \
+             supervisor to run services of a sandbox",
+            self.root.display()
+        )
+    }
+}
+
+impl ServiceManager for SystemdManager {
+    fn backend(&self) -> Backend {
+        Backend::Systemd
+    }
+
+    fn is_enabled(&self, _host: &dyn Host, name: &str) -> Result<bool, String> {
+        let unit = format!("{name}.service");
+        let mut args: Vec<&str> = Vec::new();
+        let root = self.root_arg();
+        if let Some(r) = &root {
+            args.push(r);
+        }
+        args.extend(["is-enabled", &unit]);
+        let out = self.run(&args)?;
+        match out.stdout.lines().next().unwrap_or("").trim() {
+            "enabled" | "enabled-runtime" => Ok(true),
+            "disabled" | "static" | "indirect" | "masked" | "masked-runtime" | "generated"
+            | "transient" | "linked" | "linked-runtime" | "alias" | "bad" => Ok(false),
+            _ if out.stderr.contains("No such file or directory") => Ok(false),
+            _ => Err(format!(
+                "systemctl {} gave no answer: {}",
+                args.join(" "),
+                out.stderr.trim()
+            )),
+        }
+    }
+
+    fn set_enabled(&self, _host: &dyn Host, name: &str, enabled: bool) -> Result<(), String> {
+        let unit = format!("{name}.service");
+        let mut args: Vec<&str> = Vec::new();
+        let root = self.root_arg();
+        if let Some(r) = &root {
+            args.push(r);
+        }
+        args.extend([if enabled { "enable" } else { "disable" }, &unit]);
+        self.check(&args)
+    }
+
+    fn is_running(&self, name: &str) -> Result<bool, String> {
+        if self.sandbox {
+            // Nothing under a sandbox root runs under the host's systemd.
+            return Ok(false);
+        }
+        let unit = format!("{name}.service");
+        let out = self.run(&["is-active", &unit])?;
+        match out.stdout.lines().next().unwrap_or("").trim() {
+            "active" | "reloading" | "activating" => Ok(true),
+            "inactive" | "failed" | "deactivating" | "maintenance" => Ok(false),
+            other => Err(format!(
+                "systemctl is-active {unit} answered `{other}`: {}",
+                out.stderr.trim()
+            )),
+        }
+    }
+
+    fn start(&self, name: &str) -> Result<(), String> {
+        if self.sandbox {
+            return Err(self.no_runtime("start", name));
+        }
+        self.check(&["start", &format!("{name}.service")])
+    }
+
+    fn stop(&self, name: &str) -> Result<(), String> {
+        if self.sandbox {
+            return Ok(());
+        }
+        self.check(&["stop", &format!("{name}.service")])
+    }
+
+    fn restart(&self, name: &str) -> Result<(), String> {
+        if self.sandbox {
+            return Err(self.no_runtime("restart", name));
+        }
+        self.check(&["restart", &format!("{name}.service")])
+    }
+
+    fn reload_units(&self) -> Result<(), String> {
+        if self.sandbox {
+            return Ok(());
+        }
+        self.check(&["daemon-reload"])
+    }
+
+    fn status(&self, _name: &str) -> Result<Option<ServiceStatus>, String> {
+        Ok(None)
+    }
+}
+
+/// The built-in supervisor, through its control socket.
+#[derive(Debug, Clone)]
+pub struct SupervisorManager {
+    state_dir: PathBuf,
+}
+
+impl SupervisorManager {
+    pub fn new(state_dir: &Path) -> SupervisorManager {
+        SupervisorManager {
+            state_dir: state_dir.to_path_buf(),
+        }
+    }
+
+    fn call(&self, op: Op, timeout: Duration) -> Result<Option<ServiceStatus>, String> {
+        protocol::call(&self.state_dir, op, timeout)
+            .map(|r| r.services.into_iter().next())
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl ServiceManager for SupervisorManager {
+    fn backend(&self) -> Backend {
+        Backend::Supervisor
+    }
+
+    fn is_enabled(&self, host: &dyn Host, name: &str) -> Result<bool, String> {
+        let Some((_, text)) = crate::supervisor::config::find_unit(host, name)? else {
+            return Ok(false);
+        };
+        let parsed = unit::Unit::parse(name, &text).map_err(|e| e.to_string())?;
+        for link in unit::enable_links(name, &parsed.install_targets()) {
+            if host
+                .stat(&link)
+                .map_err(|e| e.to_string())?
+                .is_some_and(|m| m.kind == EntryKind::Symlink)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn set_enabled(&self, host: &dyn Host, name: &str, enabled: bool) -> Result<(), String> {
+        let e = |e: HostError| e.to_string();
+        if !enabled {
+            // Like `systemctl disable`: every link to the unit in a .wants/.requires dir.
+            let Some(dirs) = host.list_dir(unit::UNIT_DIR).map_err(e)? else {
+                return Ok(());
+            };
+            for d in dirs
+                .iter()
+                .filter(|d| d.ends_with(".wants") || d.ends_with(".requires"))
+            {
+                let link = format!("{}/{d}/{name}.service", unit::UNIT_DIR);
+                if host
+                    .stat(&link)
+                    .map_err(e)?
+                    .is_some_and(|m| m.kind == EntryKind::Symlink)
+                {
+                    host.remove_file(&link).map_err(e)?;
+                }
+            }
+            return Ok(());
+        }
+        let Some((path, text)) = crate::supervisor::config::find_unit(host, name)? else {
+            return Err(format!("cannot enable {name}: it has no unit file"));
+        };
+        let parsed = unit::Unit::parse(&path, &text).map_err(|e| e.to_string())?;
+        let targets = parsed.install_targets();
+        if targets.is_empty() {
+            return Err(format!(
+                "cannot enable {name}: {path} has no [Install] WantedBy= or RequiredBy="
+            ));
+        }
+        for link in unit::enable_links(name, &targets) {
+            let dir = parent(&link);
+            ensure_dir(host, dir)?;
+            host.symlink_atomic(&link, &path).map_err(e)?;
+        }
+        Ok(())
+    }
+
+    fn is_running(&self, name: &str) -> Result<bool, String> {
+        let status = self.call(
+            Op::Status {
+                service: Some(name.to_owned()),
+            },
+            Duration::from_secs(10),
+        )?;
+        Ok(status.is_some_and(|s| s.active))
+    }
+
+    fn start(&self, name: &str) -> Result<(), String> {
+        self.call(
+            Op::Start {
+                service: name.to_owned(),
+            },
+            SUPERVISOR_TIMEOUT,
+        )
+        .map(drop)
+    }
+
+    fn stop(&self, name: &str) -> Result<(), String> {
+        self.call(
+            Op::Stop {
+                service: name.to_owned(),
+            },
+            SUPERVISOR_TIMEOUT,
+        )
+        .map(drop)
+    }
+
+    fn restart(&self, name: &str) -> Result<(), String> {
+        self.call(
+            Op::Restart {
+                service: name.to_owned(),
+            },
+            SUPERVISOR_TIMEOUT,
+        )
+        .map(drop)
+    }
+
+    fn reload_units(&self) -> Result<(), String> {
+        // The supervisor reads the unit at every start.
+        Ok(())
+    }
+
+    fn status(&self, name: &str) -> Result<Option<ServiceStatus>, String> {
+        self.call(
+            Op::Status {
+                service: Some(name.to_owned()),
+            },
+            Duration::from_secs(10),
+        )
+    }
+}
+
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/')
+        .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p })
+}
+
+/// Creates `dir` and its missing parents below an existing one (mode 0755): the
+/// directories systemd's files live in.
+pub fn ensure_dir(host: &dyn Host, dir: &str) -> Result<(), String> {
+    let e = |e: HostError| e.to_string();
+    match host.stat(dir).map_err(e)? {
+        Some(m) if m.kind == EntryKind::Directory => return Ok(()),
+        Some(_) => return Err(format!("{dir} is in the way: not a directory")),
+        None => {}
+    }
+    let up = parent(dir);
+    if up == "/" || up == "/etc" {
+        if host.stat(up).map_err(e)?.is_none() {
+            return Err(format!("the parent directory {up} does not exist"));
+        }
+    } else {
+        ensure_dir(host, up)?;
+    }
+    host.create_dir(dir, UNIT_DIR_MODE).map_err(e)
+}
+
+/// The host paths an apply of `spec` may touch (recorded in the generation first): the
+/// directories it may create, the unit file, the drop-in, and the enable links of the
+/// desired unit's (or the installed unit's) `[Install]` section with their directories.
+pub fn paths_of(host: &dyn Host, spec: &ServiceSpec) -> Vec<String> {
+    let name = &spec.name;
+    let mut paths = vec![
+        "/etc/systemd".to_owned(),
+        unit::UNIT_DIR.to_owned(),
+        unit::drop_in_dir(name),
+        unit::drop_in_path(name),
+    ];
+    if spec.unit.is_some() {
+        paths.push(unit::unit_path(name));
+    }
+    let text = match &spec.unit {
+        Some(u) => Some(u.content.to_string()),
+        None => crate::supervisor::config::find_unit(host, name)
+            .ok()
+            .flatten()
+            .map(|(_, t)| t),
+    };
+    if let Some(parsed) = text.and_then(|t| unit::Unit::parse(name, &t).ok()) {
+        for link in unit::enable_links(name, &parsed.install_targets()) {
+            paths.push(parent(&link).to_owned());
+            paths.push(link);
+        }
+    }
+    paths
+}
+
+fn manager_of(host: &dyn Host) -> Result<&dyn ServiceManager, String> {
+    host.service_manager()
+        .ok_or_else(|| "no service backend is configured for this host".to_owned())
+}
+
+fn read_optional(host: &dyn Host, path: &str) -> Result<Option<Vec<u8>>, String> {
+    match host.stat(path).map_err(|e| e.to_string())? {
+        None => Ok(None),
+        Some(m) if m.kind == EntryKind::File => {
+            host.read_file(path).map(Some).map_err(|e| e.to_string())
+        }
+        Some(_) => Err(format!("{path} is not a regular file")),
+    }
+}
+
+/// What the agent's drop-in of `name` says now (defaults without one).
+pub fn observe_managed(host: &dyn Host, name: &str) -> Result<Managed, String> {
+    let path = unit::drop_in_path(name);
+    match read_optional(host, &path)? {
+        None => Ok(Managed::default()),
+        Some(bytes) => {
+            Managed::parse(&path, &String::from_utf8_lossy(&bytes)).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Observes a service: unit file digest (content when it differs from the desired one and
+/// is small UTF-8 text, empty otherwise), the agent's drop-in, enabled, running.
+pub fn observe(host: &dyn Host, desired: &ServiceSpec) -> Result<Spec, String> {
+    let manager = manager_of(host)?;
+    let name = &desired.name;
+    let unit = match &desired.unit {
+        None => None,
+        Some(want) => read_optional(host, &unit::unit_path(name))?.map(|bytes| {
+            let digest = sha256(&bytes);
+            let content = if digest != want.sha256 && bytes.len() < MAX_DIFF_BYTES {
+                String::from_utf8(bytes).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            UnitFile {
+                content: Arc::from(content),
+                sha256: digest,
+            }
+        }),
+    };
+    let managed = observe_managed(host, name)?;
+    let enabled = manager.is_enabled(host, name)?;
+    let running = manager.is_running(name)?;
+    Ok(Spec::Service(ServiceSpec {
+        name: name.clone(),
+        state: if running {
+            ServiceState::Running
+        } else {
+            ServiceState::Stopped
+        },
+        enabled: Some(enabled),
+        unit,
+        restart: managed.restart,
+        health_check: managed.health_check,
+        environment: managed.environment,
+    }))
+}
+
+/// Writes `content` at `path` atomically unless it is already there; whether it wrote.
+fn write_if_changed(host: &dyn Host, path: &str, content: &[u8]) -> Result<bool, String> {
+    let e = |e: HostError| e.to_string();
+    let current = host.stat(path).map_err(e)?;
+    if let Some(m) = current.filter(|m| m.kind == EntryKind::File)
+        && host.read_file(path).map_err(e)? == content
+    {
+        if m.mode != UNIT_FILE_MODE {
+            host.set_mode(path, UNIT_FILE_MODE).map_err(e)?;
+        }
+        return Ok(false);
+    }
+    if current.is_some_and(|m| m.kind == EntryKind::Directory) {
+        return Err(format!("{path} is a directory"));
+    }
+    ensure_dir(host, parent(path))?;
+    let attrs = FileAttrs {
+        mode: UNIT_FILE_MODE,
+        uid: current.map(|m| m.uid),
+        gid: current.map(|m| m.gid),
+    };
+    host.write_file_atomic(path, content, attrs).map_err(e)?;
+    Ok(true)
+}
+
+/// Applies a service: unit file, drop-in, enabled, then running or stopped. A running
+/// service is restarted when its unit or drop-in changed or `restart` (a notifying
+/// resource changed); after a start or restart its health check must pass.
+pub fn apply(host: &dyn Host, spec: &ServiceSpec, restart: bool) -> Result<(), String> {
+    let manager = manager_of(host)?;
+    let name = &spec.name;
+    let mut changed = false;
+    if let Some(u) = &spec.unit {
+        if sha256(u.content.as_bytes()) != u.sha256 {
+            return Err(format!(
+                "the desired unit content does not match its digest {}",
+                u.sha256
+            ));
+        }
+        changed |= write_if_changed(host, &unit::unit_path(name), u.content.as_bytes())?;
+    }
+    let managed = Managed {
+        restart: spec.restart,
+        environment: spec.environment.clone(),
+        health_check: spec.health_check.clone(),
+    };
+    let drop_in = unit::drop_in_path(name);
+    if managed.is_empty() {
+        if read_optional(host, &drop_in)?.is_some() {
+            host.remove_file(&drop_in).map_err(|e| e.to_string())?;
+            // Left when other drop-ins live there.
+            let _ = host.remove_dir(&unit::drop_in_dir(name));
+            changed = true;
+        }
+    } else if observe_managed(host, name).ok().as_ref() != Some(&managed) {
+        changed |= write_if_changed(host, &drop_in, managed.render(name).as_bytes())?;
+    }
+    if changed {
+        manager.reload_units()?;
+    }
+    if let Some(want) = spec.enabled
+        && manager.is_enabled(host, name)? != want
+    {
+        manager.set_enabled(host, name, want)?;
+    }
+    let running = manager.is_running(name)?;
+    match spec.state {
+        ServiceState::Running if !running => {
+            manager.start(name)?;
+            await_health(manager, spec)
+        }
+        ServiceState::Running if changed || restart => {
+            manager.restart(name)?;
+            await_health(manager, spec)
+        }
+        ServiceState::Running => Ok(()),
+        ServiceState::Stopped if running => manager.stop(name),
+        ServiceState::Stopped => Ok(()),
+    }
+}
+
+/// After a start: waits for the backend's first health verdict (when it checks health).
+fn await_health(manager: &dyn ServiceManager, spec: &ServiceSpec) -> Result<(), String> {
+    let Some(check) = &spec.health_check else {
+        return Ok(());
+    };
+    let Some(first) = manager.status(&spec.name)? else {
+        return Ok(());
+    };
+    let interval = Duration::from_millis(check.interval_ms);
+    let timeout = Duration::from_millis(check.timeout_ms);
+    let budget = interval.min(Duration::from_millis(500))
+        + (interval + timeout) * check.retries.max(1)
+        + Duration::from_secs(5);
+    let deadline = Instant::now() + budget;
+    loop {
+        let Some(s) = manager.status(&spec.name)? else {
+            return Ok(());
+        };
+        if s.pid != first.pid {
+            return Err(format!(
+                "started, but the process ended while its health check ran ({}); see \
+                 `centossrv-agent services events`",
+                s.last_exit.as_deref().unwrap_or("no exit status")
+            ));
+        }
+        match s.health {
+            Some(Health::Healthy) | None => return Ok(()),
+            Some(Health::Unhealthy) => {
+                return Err(format!(
+                    "started, but its health check failed {} times: {}",
+                    check.retries.max(1),
+                    s.health_error.as_deref().unwrap_or("no message")
+                ));
+            }
+            Some(Health::Starting) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "started, but its health check gave no verdict within {} ms",
+                    budget.as_millis()
+                ));
+            }
+            Some(Health::Starting) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The state of a service recorded in a generation: whether it ran and was enabled.
+pub fn runtime_state(host: &dyn Host, name: &str) -> Result<(bool, bool), String> {
+    let manager = manager_of(host)?;
+    Ok((manager.is_enabled(host, name)?, manager.is_running(name)?))
+}
+
+/// Whether `path` is one of a service's files (for rollback's restart decision).
+pub fn is_service_path(name: &str, path: &str) -> bool {
+    path == unit::unit_path(name) || path == unit::drop_in_path(name)
+}
+
+/// Rollback, before the service's files are restored: stops a service recorded as not
+/// running, and disables one recorded as disabled (while its unit still exists). Whether
+/// it changed anything.
+pub fn stop_for_rollback(
+    host: &dyn Host,
+    name: &str,
+    entry: &crate::generations::ServiceEntry,
+) -> Result<bool, String> {
+    let manager = manager_of(host)?;
+    let mut changed = false;
+    if manager.is_running(name)? {
+        manager.stop(name)?;
+        changed = true;
+    }
+    if !entry.enabled && manager.is_enabled(host, name)? {
+        manager.set_enabled(host, name, false)?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Rollback, after the files are restored (`restored`: the paths rollback changed):
+/// reloads units, puts back enabled, and starts a service recorded as running, or
+/// restarts it when its unit or drop-in was restored. Whether it changed anything.
+pub fn restore_after_paths(
+    host: &dyn Host,
+    entry: &crate::generations::ServiceEntry,
+    restored: &[String],
+) -> Result<bool, String> {
+    let manager = manager_of(host)?;
+    let name = &entry.name;
+    let files_changed = restored.iter().any(|p| is_service_path(name, p));
+    let mut changed = false;
+    if files_changed {
+        manager.reload_units()?;
+    }
+    if manager.is_enabled(host, name)? != entry.enabled {
+        manager.set_enabled(host, name, entry.enabled)?;
+        changed = true;
+    }
+    if entry.running {
+        if !manager.is_running(name)? {
+            manager.start(name)?;
+            changed = true;
+        } else if files_changed {
+            manager.restart(name)?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
