@@ -238,7 +238,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
             detailed_exitcode,
         } => {
             let desired = read_desired(desired)?;
-            let (_, plan) = apply::plan_now(&host, &desired);
+            let (observation, plan) = apply::plan_now(&host, &desired);
+            for (id, problem) in &observation.problems {
+                eprintln!("warning: {id} not observed: {problem}");
+            }
             if text(false) {
                 print(&output::plan(&desired, &plan))?;
             } else {

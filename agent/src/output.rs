@@ -66,6 +66,22 @@ pub fn observation(desired: &DesiredState, obs: &Observation) -> String {
             Spec::Symlink(l) if l.ensure == Ensure::Absent => "absent".to_owned(),
             Spec::Symlink(l) => format!("symlink -> {}", l.target.as_deref().unwrap_or("?")),
             Spec::Sysctl(s) => format!("= {}", s.value),
+            Spec::Service(s) => format!(
+                "service {}{}{}",
+                match s.state {
+                    state::ServiceState::Running => "running",
+                    state::ServiceState::Stopped => "stopped",
+                },
+                match s.enabled {
+                    Some(true) => ", enabled",
+                    Some(false) => ", disabled",
+                    None => "",
+                },
+                s.unit
+                    .as_ref()
+                    .map(|u| format!(", unit {}", short(&u.sha256)))
+                    .unwrap_or_default()
+            ),
             other => format!("{}", other.kind()),
         };
         let _ = writeln!(out, "  {id}  {what}");

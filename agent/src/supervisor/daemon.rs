@@ -594,6 +594,14 @@ fn respond(stream: &UnixStream, response: &Response) {
     line.push(b'\n');
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
     let _ = (&*stream).write_all(&line);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    // Unread input (an oversized request) would turn the close into a reset that loses
+    // the answer: read a bounded amount of it first.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = io::copy(
+        &mut std::io::Read::take(&*stream, 4 * MAX_REQUEST_BYTES),
+        &mut io::sink(),
+    );
 }
 
 /// Services enabled under the root: those with a link in some `*.wants`/`*.requires`
