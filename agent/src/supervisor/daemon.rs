@@ -599,7 +599,7 @@ fn respond(stream: &UnixStream, response: &Response) {
     // the answer: read a bounded amount of it first.
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
     let _ = io::copy(
-        &mut std::io::Read::take(&*stream, 4 * MAX_REQUEST_BYTES),
+        &mut std::io::Read::take(stream, 4 * MAX_REQUEST_BYTES),
         &mut io::sink(),
     );
 }

@@ -58,7 +58,12 @@ impl Supervisor {
             state: sb.state.clone(),
         };
         wait_for("the supervisor's socket", || {
-            protocol::call(&s.state, Op::Status { service: None }, Duration::from_secs(5)).is_ok()
+            protocol::call(
+                &s.state,
+                Op::Status { service: None },
+                Duration::from_secs(5),
+            )
+            .is_ok()
         });
         s
     }
@@ -96,9 +101,13 @@ impl Supervisor {
     }
 
     fn service_pids(&self) -> Vec<u32> {
-        protocol::call(&self.state, Op::Status { service: None }, Duration::from_secs(5))
-            .map(|r| r.services.iter().filter_map(|s| s.pid).collect())
-            .unwrap_or_default()
+        protocol::call(
+            &self.state,
+            Op::Status { service: None },
+            Duration::from_secs(5),
+        )
+        .map(|r| r.services.iter().filter_map(|s| s.pid).collect())
+        .unwrap_or_default()
     }
 }
 
@@ -261,10 +270,16 @@ fn supervised_web_service_runs_healthy_enabled_and_converges() {
     let body = http_get(port, "/hello.txt").expect("the server answers");
     assert!(body.contains("hello from the supervised server"), "{body}");
     // Files as systemd has them: the unit, the agent's drop-in, the enable link.
-    assert!(sb.read("/etc/systemd/system/web.service").contains("http.server"));
+    assert!(
+        sb.read("/etc/systemd/system/web.service")
+            .contains("http.server")
+    );
     let drop_in = sb.read("/etc/systemd/system/web.service.d/50-centossrv.conf");
     assert!(drop_in.contains("Restart=on-failure"), "{drop_in}");
-    assert!(drop_in.contains(&format!("Environment=PORT={port}")), "{drop_in}");
+    assert!(
+        drop_in.contains(&format!("Environment=PORT={port}")),
+        "{drop_in}"
+    );
     let link = sb.path("/etc/systemd/system/multi-user.target.wants/web.service");
     assert_eq!(
         std::fs::read_link(&link).expect("enable link"),
@@ -276,7 +291,10 @@ fn supervised_web_service_runs_healthy_enabled_and_converges() {
         .args(["is-enabled", "web.service"])
         .output()
         .expect("systemctl");
-    assert_eq!(String::from_utf8_lossy(&is_enabled.stdout).trim(), "enabled");
+    assert_eq!(
+        String::from_utf8_lossy(&is_enabled.stdout).trim(),
+        "enabled"
+    );
 
     // Observed as desired: the second apply changes nothing and keeps the same process.
     let pid = s.pid;
@@ -297,8 +315,15 @@ fn supervised_web_service_runs_healthy_enabled_and_converges() {
     .expect("edit");
     let fixed = apply_with(&sb, &host, &desired);
     assert_eq!(outcome(&fixed, "service:web").outcome, Outcome::Changed);
-    assert_eq!(sb.read("/etc/systemd/system/web.service.d/50-centossrv.conf"), drop_in);
-    assert_ne!(status(&sb, "web").pid, pid, "restarted with the repaired drop-in");
+    assert_eq!(
+        sb.read("/etc/systemd/system/web.service.d/50-centossrv.conf"),
+        drop_in
+    );
+    assert_ne!(
+        status(&sb, "web").pid,
+        pid,
+        "restarted with the repaired drop-in"
+    );
 }
 
 #[test]
@@ -386,7 +411,14 @@ fn killed_services_are_restarted_by_policy_with_backoff_and_reported() {
     );
     // The CLI shows the same log.
     let cli = Command::new(env!("CARGO_BIN_EXE_centossrv-agent"))
-        .args(["services", "events", "--service", "always", "--format", "json"])
+        .args([
+            "services",
+            "events",
+            "--service",
+            "always",
+            "--format",
+            "json",
+        ])
         .arg("--root")
         .arg(&sb.root)
         .arg("--state-dir")
@@ -518,10 +550,18 @@ fn rollback_restores_unit_files_enablement_and_running_state() {
         "[Install]\nWantedBy=multi-user.target\n",
         "[Install]\nWantedBy=graphical.target\n",
     );
-    let first = apply_with(&sb, &host, &desired(vec![Spec::Service(service("app", &v1))]));
+    let first = apply_with(
+        &sb,
+        &host,
+        &desired(vec![Spec::Service(service("app", &v1))]),
+    );
     assert_eq!(first.generation, Some(1));
     let pid1 = status(&sb, "app").pid.expect("running");
-    let second = apply_with(&sb, &host, &desired(vec![Spec::Service(service("app", &v2))]));
+    let second = apply_with(
+        &sb,
+        &host,
+        &desired(vec![Spec::Service(service("app", &v2))]),
+    );
     assert_eq!(second.generation, Some(2));
     assert_eq!(outcome(&second, "service:app").outcome, Outcome::Changed);
     let pid2 = status(&sb, "app").pid.expect("running");
@@ -612,14 +652,39 @@ fn supervisor_refuses_what_it_cannot_run_and_bad_requests() {
     };
     let big = vec![b'x'; protocol::MAX_REQUEST_BYTES as usize + 10];
     let r = exchange(&big);
-    assert!(!r.ok && r.error.as_deref().is_some_and(|e| e.contains("larger than")));
+    assert!(
+        !r.ok
+            && r.error
+                .as_deref()
+                .is_some_and(|e| e.contains("larger than"))
+    );
     let r = exchange(b"{\"v\":1,\"op\":\"explode\"}\n");
-    assert!(r.error.as_deref().is_some_and(|e| e.starts_with("invalid request")), "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("invalid request")),
+        "{r:?}"
+    );
     let r = exchange(b"{\"v\":99,\"op\":\"status\"}\n");
-    assert!(r.error.as_deref().is_some_and(|e| e.contains("version 99")), "{r:?}");
+    assert!(
+        r.error.as_deref().is_some_and(|e| e.contains("version 99")),
+        "{r:?}"
+    );
     let r = exchange(b"{\"v\":1,\"op\":\"start\",\"service\":\"../etc\"}\n");
-    assert!(r.error.as_deref().is_some_and(|e| e.contains("not a service name")), "{r:?}");
-    assert!(protocol::call(&sb.state, Op::Status { service: None }, Duration::from_secs(5)).is_ok());
+    assert!(
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.contains("not a service name")),
+        "{r:?}"
+    );
+    assert!(
+        protocol::call(
+            &sb.state,
+            Op::Status { service: None },
+            Duration::from_secs(5)
+        )
+        .is_ok()
+    );
 
     // A second supervisor for the same state directory refuses to start.
     let second = Command::new(env!("CARGO_BIN_EXE_centossrv-agent"))
@@ -655,7 +720,10 @@ fn without_a_running_supervisor_services_fail_with_the_reason() {
         reason.starts_with("cannot observe: the supervisor is not running"),
         "{reason}"
     );
-    assert!(!sb.exists("/etc/systemd/system/app.service"), "nothing applied");
+    assert!(
+        !sb.exists("/etc/systemd/system/app.service"),
+        "nothing applied"
+    );
 }
 
 #[test]
@@ -731,7 +799,10 @@ fn systemd_backend_enables_and_disables_with_systemctl_root() {
     spec.state = ServiceState::Running;
     spec.enabled = Some(true);
     let run = apply_with(&sb, &host, &desired(vec![Spec::Service(spec)]));
-    let reason = outcome(&run, "service:idle").reason.clone().unwrap_or_default();
+    let reason = outcome(&run, "service:idle")
+        .reason
+        .clone()
+        .unwrap_or_default();
     assert!(
         reason.starts_with("cannot start idle: under --root"),
         "{reason}"
@@ -783,7 +854,11 @@ fn systemd_runtime_commands_are_exact() {
         m.start("bad"),
         Err("systemctl start bad.service failed (exit 1): Job for bad.service failed.".into())
     );
-    assert_eq!(m.status("web"), Ok(None), "systemd runs no health checks for us");
+    assert_eq!(
+        m.status("web"),
+        Ok(None),
+        "systemd runs no health checks for us"
+    );
     let log = std::fs::read_to_string(&calls).expect("calls");
     assert_eq!(
         log,
@@ -791,4 +866,59 @@ fn systemd_runtime_commands_are_exact() {
          restart web.service\ndaemon-reload\nis-enabled web.service\nenable web.service\n\
          disable web.service\nstart bad.service\n"
     );
+}
+
+#[test]
+fn cli_applies_services_through_the_supervisor() {
+    let sb = Sandbox::new();
+    let _supervisor = Supervisor::start(&sb);
+    let spec = service("cli", &loop_unit("while true; do sleep 1; done"));
+    let path = write_desired(
+        &sb.base,
+        "desired.json",
+        &desired(vec![Spec::Service(spec)]),
+    );
+    let agent = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_centossrv-agent"))
+            .args(args)
+            .arg("--root")
+            .arg(&sb.root)
+            .arg("--state-dir")
+            .arg(&sb.state)
+            .args(["--service-backend", "supervisor"])
+            .output()
+            .expect("run centossrv-agent")
+    };
+    let path = path.to_str().expect("utf-8");
+    let applied = agent(&["apply", path]);
+    let text = String::from_utf8_lossy(&applied.stdout);
+    assert_eq!(applied.status.code(), Some(0), "{text}");
+    assert!(text.contains("changed  service:cli (update"), "{text}");
+    let plan = agent(&["plan", path, "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    let observed = agent(&["observe", path, "--format", "text"]);
+    let text = String::from_utf8_lossy(&observed.stdout);
+    assert!(
+        text.contains("service:cli  service running, enabled, unit sha256:"),
+        "{text}"
+    );
+    let status = agent(&["services", "status", "cli"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    let pid = status_pid(&sb, "cli");
+    assert_eq!(text, format!("cli: active (pid {pid}), 0 restarts\n"));
+    let generations = agent(&["generations"]);
+    assert!(
+        String::from_utf8_lossy(&generations.stdout).contains("1 services; 1 changed, 0 failed"),
+        "{}",
+        String::from_utf8_lossy(&generations.stdout)
+    );
+}
+
+fn status_pid(sb: &Sandbox, name: &str) -> u32 {
+    status(sb, name).pid.expect("running")
 }
