@@ -509,7 +509,17 @@ fn start(shared: &Arc<Shared>, name: &str, restart: bool) -> Result<ServiceStatu
 }
 
 fn stop(shared: &Shared, name: &str) -> ServiceStatus {
-    let svc = shared.service(name);
+    let Some(svc) = shared.known(name) else {
+        return ServiceStatus {
+            service: name.to_owned(),
+            active: false,
+            pid: None,
+            health: None,
+            health_error: None,
+            restarts: 0,
+            last_exit: None,
+        };
+    };
     let mut st = svc.lock();
     let was_running = st.pid;
     st.want = false;

@@ -362,6 +362,44 @@ fn failing_exec_health_check_is_reported() {
     assert!(s.pid.is_some());
     let kinds: Vec<EventKind> = events_of(&sb, "sick").iter().map(|e| e.event).collect();
     assert_eq!(kinds, vec![EventKind::Started, EventKind::HealthFailed]);
+
+    // Under `on-failure`, an unhealthy service is stopped and started again.
+    let mut healing = service("healing", &loop_unit("while true; do sleep 1; done"));
+    healing.restart = RestartPolicy::OnFailure;
+    healing.health_check = Some(check(Probe::Exec {
+        command: vec!["/bin/false".into()],
+    }));
+    let report = apply_with(&sb, &host, &desired(vec![Spec::Service(healing)]));
+    let reason = outcome(&report, "service:healing")
+        .reason
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        reason.starts_with("started, but its health check failed")
+            || reason.starts_with("started, but the process ended while its health check ran"),
+        "{reason}"
+    );
+    wait_for("a restart for health", || {
+        events_of(&sb, "healing")
+            .iter()
+            .any(|e| e.event == EventKind::Restarted)
+    });
+    let events = events_of(&sb, "healing");
+    let kinds: Vec<EventKind> = events.iter().take(4).map(|e| e.event).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Started,
+            EventKind::HealthFailed,
+            EventKind::Exited,
+            EventKind::Restarted
+        ]
+    );
+    assert_eq!(events[2].status.as_deref(), Some("signal 15 (TERM)"));
+    assert_eq!(
+        events[3].message.as_deref(),
+        Some("unhealthy; after 100 ms")
+    );
 }
 
 #[test]
