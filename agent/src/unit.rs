@@ -475,4 +475,31 @@ mod tests {
         assert_eq!(parse_timespan("infinity").expect("ok"), None);
         assert!(parse_timespan("soon").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(text in "(\\PC|\n|\\\\|\\[|\\]|=|%|\"|')*") {
+            if let Ok(unit) = Unit::parse("u", &text) {
+                let _ = environment(&unit, "svc");
+                let _ = unit.install_targets();
+                for v in unit.values("Service", "ExecStart") {
+                    let _ = split_words(v);
+                }
+            }
+            let _ = split_words(&text);
+            let _ = expand_specifiers(&text, "svc");
+            let _ = parse_timespan(&text);
+            let _ = Managed::parse("d", &text);
+        }
+
+        #[test]
+        fn any_environment_round_trips_through_the_drop_in(
+            env in proptest::collection::btree_map("[A-Za-z_][A-Za-z0-9_]{0,8}", "(\\PC|\t)*", 0..5),
+            restart in proptest::sample::select(vec![RestartPolicy::No, RestartPolicy::Always, RestartPolicy::OnFailure]),
+        ) {
+            let managed = Managed { restart, environment: env, health_check: None };
+            let text = managed.render("svc");
+            proptest::prop_assert_eq!(Managed::parse("d", &text).ok(), Some(managed), "{}", text);
+        }
+    }
 }
