@@ -573,13 +573,14 @@ pub fn apply(host: &dyn Host, spec: &ServiceSpec, restart: bool) -> Result<(), S
     }
 }
 
-/// After a start: waits for the backend's first health verdict (when it checks health).
+/// After a start: waits for the first health verdict, the backend's when it checks health
+/// itself (the supervisor), else the agent's own probes (systemd).
 fn await_health(manager: &dyn ServiceManager, spec: &ServiceSpec) -> Result<(), String> {
     let Some(check) = &spec.health_check else {
         return Ok(());
     };
     let Some(first) = manager.status(&spec.name)? else {
-        return Ok(());
+        return probe_until_verdict(check);
     };
     let interval = Duration::from_millis(check.interval_ms);
     let timeout = Duration::from_millis(check.timeout_ms);
@@ -615,6 +616,32 @@ fn await_health(manager: &dyn ServiceManager, spec: &ServiceSpec) -> Result<(), 
             }
             Some(Health::Starting) => std::thread::sleep(Duration::from_millis(100)),
         }
+    }
+}
+
+/// Probes like the supervisor does until the first verdict: healthy at the first passing
+/// probe, unhealthy after `retries` failures in a row (the first probe after
+/// min(`interval`, 500 ms), then one every `interval`).
+pub fn probe_until_verdict(check: &state::HealthCheck) -> Result<(), String> {
+    let interval = Duration::from_millis(check.interval_ms.max(50));
+    let timeout = Duration::from_millis(check.timeout_ms.max(10));
+    let retries = check.retries.max(1);
+    std::thread::sleep(interval.min(Duration::from_millis(500)));
+    let mut failures = 0;
+    loop {
+        let started = Instant::now();
+        match crate::supervisor::health::probe(&check.probe, timeout) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                failures += 1;
+                if failures >= retries {
+                    return Err(format!(
+                        "started, but its health check failed {retries} times: {e}"
+                    ));
+                }
+            }
+        }
+        std::thread::sleep(interval.saturating_sub(started.elapsed()));
     }
 }
 
@@ -679,4 +706,33 @@ pub fn restore_after_paths(
         }
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state::{HealthCheck, Probe};
+
+    #[test]
+    fn the_agent_probes_itself_when_the_backend_does_not() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let check = |address: &str| HealthCheck {
+            probe: Probe::Tcp {
+                address: address.to_owned(),
+            },
+            interval_ms: 50,
+            timeout_ms: 1000,
+            retries: 2,
+        };
+        assert_eq!(probe_until_verdict(&check(&address)), Ok(()));
+        drop(listener);
+        let e = probe_until_verdict(&check(&address)).expect_err("nothing listens");
+        assert!(
+            e.starts_with(&format!(
+                "started, but its health check failed 2 times: tcp {address}"
+            )),
+            "{e}"
+        );
+    }
 }

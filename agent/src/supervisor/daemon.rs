@@ -343,9 +343,13 @@ fn runner(shared: Arc<Shared>, svc: Arc<Svc>) {
             None => shared.event(&svc.name, EventKind::Started, Some(pid), None, None),
         }
         if let Some(check) = config.health_check.clone() {
-            let (shared, svc, instance) = (shared.clone(), svc.clone(), st.instance);
+            let (shared2, svc2, instance) = (shared.clone(), svc.clone(), st.instance);
             let policy = config.restart;
-            std::thread::spawn(move || health_loop(&shared, &svc, instance, &check, policy));
+            if let Err(e) = thread(&format!("health {}", svc.name), move || {
+                health_loop(&shared2, &svc2, instance, &check, policy);
+            }) {
+                st.health_error = Some(format!("health checks not running: {e}"));
+            }
         }
         svc.changed.notify_all();
         drop(st);
@@ -489,9 +493,10 @@ fn start(shared: &Arc<Shared>, name: &str, restart: bool) -> Result<ServiceStatu
         st = terminate(&svc, st);
     }
     if !st.runner {
+        let (shared, svc2) = (shared.clone(), svc.clone());
+        thread(&format!("run {name}"), move || runner(shared, svc2))
+            .map_err(|e| format!("cannot start a thread for {name}: {e}"))?;
         st.runner = true;
-        let (shared, svc) = (shared.clone(), svc.clone());
-        std::thread::spawn(move || runner(shared, svc));
     }
     let (st, _) = svc.wait_until(st, Instant::now() + START_WAIT, |s| {
         s.start_error.is_some() || !s.want || (s.instance > before && s.pid.is_some())
@@ -698,14 +703,15 @@ pub fn run(root: &Path, state_dir: &Path) -> Result<(), DaemonError> {
     {
         let shared = shared.clone();
         let socket = socket.clone();
-        std::thread::spawn(move || {
+        thread("signals", move || {
             if signals.forever().next().is_some() {
                 shutdown(&shared);
                 let _ = fs::remove_file(&socket);
                 drop(lock);
                 std::process::exit(0);
             }
-        });
+        })
+        .map_err(io_err("start the signal thread for", &dir))?;
     }
 
     for name in enabled_services(&shared.host) {
@@ -716,20 +722,40 @@ pub fn run(root: &Path, state_dir: &Path) -> Result<(), DaemonError> {
 
     let connections = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
+        let Ok(stream) = stream else {
+            // Out of descriptors, say: do not spin on the error.
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
         if connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             connections.fetch_sub(1, Ordering::SeqCst);
             respond(&stream, &Response::error("too many connections"));
             continue;
         }
-        let (shared, connections) = (shared.clone(), connections.clone());
-        std::thread::spawn(move || {
+        let (shared, connections2) = (shared.clone(), connections.clone());
+        let served = thread("connection", move || {
             let response = handle(&shared, &stream);
             respond(&stream, &response);
-            connections.fetch_sub(1, Ordering::SeqCst);
+            connections2.fetch_sub(1, Ordering::SeqCst);
         });
+        if served.is_err() {
+            connections.fetch_sub(1, Ordering::SeqCst);
+        }
     }
     Ok(())
+}
+
+/// Stack of the daemon's threads: they parse small files and format short messages.
+const THREAD_STACK: usize = 256 * 1024;
+
+/// Spawns a named thread with a small stack; an error instead of a panic when the system
+/// cannot create one.
+fn thread(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .stack_size(THREAD_STACK)
+        .spawn(f)
+        .map(drop)
 }
 
 /// Stops every service (in parallel, each with its own stop timeout).
