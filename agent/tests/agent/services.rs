@@ -478,6 +478,21 @@ fn killed_services_are_restarted_by_policy_with_backoff_and_reported() {
     let listed: Vec<Event> = serde_json::from_slice(&cli.stdout).expect("events json");
     assert_eq!(listed, events_of(&sb, "always"));
 
+    // on-failure: a SIGKILL is a failure too.
+    let mut guarded = service("guarded", &loop_unit("while true; do sleep 1; done"));
+    guarded.restart = RestartPolicy::OnFailure;
+    apply_with(&sb, &host, &desired(vec![Spec::Service(guarded)]));
+    let first = status(&sb, "guarded").pid.expect("running");
+    let killed = Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    wait_for("a new process of `guarded`", || {
+        status(&sb, "guarded").pid.is_some_and(|p| p != first)
+    });
+    assert_eq!(status(&sb, "guarded").restarts, 1);
+
     // on-failure: each failure restarts it, each time after twice the delay.
     wait_for("three restarts of `flaky`", || {
         events_of(&sb, "flaky")
