@@ -1,7 +1,7 @@
 //! The supervisor daemon (`centossrv-agent supervise`): one instance per state directory
 //! (flock), the control socket (peer uid checked, requests size-limited and versioned),
 //! SIGTERM/SIGINT handling that stops every service before exiting, and enabled services
-//! started at its start. The services themselves live in [`super::process`]: each in its
+//! started at its start. The services themselves live in `process.rs`: each in its
 //! own process group, stopped with SIGTERM then SIGKILL after the unit's stop timeout,
 //! restarted by policy (`always`, `on-failure`) with exponential backoff, health-checked on
 //! their interval, every event logged.
