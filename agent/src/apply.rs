@@ -68,6 +68,8 @@ pub enum Outcome {
     Unchanged,
     Changed,
     Failed,
+    /// Deliberately not done; the reason says why (a restart whose triggers all failed).
+    Skipped,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +89,8 @@ pub struct Totals {
     pub unchanged: usize,
     pub changed: usize,
     pub failed: usize,
+    #[serde(default)]
+    pub skipped: usize,
 }
 
 /// The result of `apply`, as JSON for the reconciler and as text for people.
@@ -137,7 +141,7 @@ pub fn plan_now(host: &dyn Host, desired: &DesiredState) -> (observe::Observatio
 }
 
 /// What a change will touch, for the generation.
-fn targets_of(id: &ResourceId, spec: &Spec, targets: &mut BTreeSet<Target>) {
+fn targets_of(host: &dyn Host, spec: &Spec, targets: &mut BTreeSet<Target>) {
     match spec {
         Spec::File(f) => {
             targets.insert(Target::Path(f.path.clone()));
@@ -161,8 +165,11 @@ fn targets_of(id: &ResourceId, spec: &Spec, targets: &mut BTreeSet<Target>) {
         Spec::Group(g) => {
             targets.insert(Target::Group(g.name.clone()));
         }
-        Spec::Service(_) => {
-            debug_assert!(!supported(id.kind), "{id} is supported but has no targets")
+        Spec::Service(s) => {
+            targets.insert(Target::Service(s.name.clone()));
+            for path in crate::services::paths_of(host, s) {
+                targets.insert(Target::Path(path));
+            }
         }
     }
 }
@@ -213,7 +220,7 @@ pub fn apply(
         if !supported(change.id.kind) || observation.problems.contains_key(&change.id) || blocked {
             doomed.insert(&change.id);
         } else if let Some(r) = resource {
-            targets_of(&change.id, &r.spec, &mut targets);
+            targets_of(host, &r.spec, &mut targets);
         }
     }
     let generation = if targets.is_empty() {
@@ -258,6 +265,27 @@ pub fn apply(
         let t = Instant::now();
         let failed_requirement =
             resource.and_then(|r| r.requires.iter().find(|q| failed.contains(q)));
+        // A notified restart is needed only if a resource that notifies it changed.
+        let triggered = change
+            .triggered_by
+            .iter()
+            .any(|t| done.get(t).is_some_and(|r| r.outcome == Outcome::Changed));
+        let skip = (change.action == Action::Restart && !triggered).then(|| {
+            let failed: Vec<String> = change
+                .triggered_by
+                .iter()
+                .filter(|t| failed.contains(t))
+                .map(|t| format!("`{t}`"))
+                .collect();
+            format!(
+                "not restarted: {} notifying it failed, so nothing it depends on changed",
+                if failed.is_empty() {
+                    "the resources".to_owned()
+                } else {
+                    failed.join(", ")
+                }
+            )
+        });
         let result = if !supported(change.id.kind) {
             Err(unsupported_reason(change.id.kind))
         } else if let Some(problem) = observation.problems.get(&change.id) {
@@ -266,9 +294,11 @@ pub fn apply(
             Err(format!(
                 "not applied: requires `{requirement}`, which failed"
             ))
+        } else if skip.is_some() {
+            Ok(())
         } else if let Some(r) = resource {
             touched = true;
-            execute(host, &r.spec, change.action).map(|staged| {
+            execute(host, &r.spec, change.action, triggered).map(|staged| {
                 if let Some(staged) = staged {
                     pending.push((&change.id, staged));
                 }
@@ -276,9 +306,10 @@ pub fn apply(
         } else {
             Err("not in the desired state".to_owned())
         };
-        let (outcome, reason) = match result {
-            Ok(()) => (Outcome::Changed, None),
-            Err(reason) => {
+        let (outcome, reason) = match (result, skip) {
+            (Ok(()), Some(reason)) => (Outcome::Skipped, Some(reason)),
+            (Ok(()), None) => (Outcome::Changed, None),
+            (Err(reason), _) => {
                 failed.insert(&change.id);
                 (Outcome::Failed, Some(reason))
             }
@@ -356,6 +387,7 @@ pub fn apply(
             Outcome::Unchanged => totals.unchanged += 1,
             Outcome::Changed => totals.changed += 1,
             Outcome::Failed => totals.failed += 1,
+            Outcome::Skipped => totals.skipped += 1,
         }
         resources.push(report);
     }
@@ -523,7 +555,13 @@ fn require_parent(host: &dyn Host, path: &str) -> Result<(), String> {
 /// replaced is only staged (written under its temporary name, see [`Host::stage_file`]):
 /// the caller commits staged files in batches, so that 1,000 files cost a few syncs rather
 /// than 2,000 (see [`Host::commit_staged`]).
-fn execute(host: &dyn Host, spec: &Spec, action: Action) -> Result<Option<Staged>, String> {
+/// `restart`: a resource notifying this service changed.
+fn execute(
+    host: &dyn Host,
+    spec: &Spec,
+    action: Action,
+    restart: bool,
+) -> Result<Option<Staged>, String> {
     let done = |r: Result<(), String>| r.map(|()| None);
     match spec {
         Spec::File(f) => {
@@ -591,10 +629,11 @@ fn execute(host: &dyn Host, spec: &Spec, action: Action) -> Result<Option<Staged
         Spec::Package(p) => done(crate::packages::set_package(host, &p.name, &p.ensure)),
         Spec::User(u) => done(crate::accounts::set_user(host, u)),
         Spec::Group(g) => done(crate::accounts::set_group(host, g)),
-        other => {
-            debug_assert!(false, "{action:?} of an unsupported {}", other.kind());
-            Err(unsupported_reason(other.kind()))
-        }
+        Spec::Service(s) => done(crate::services::apply(
+            host,
+            s,
+            restart || action == Action::Restart,
+        )),
     }
 }
 

@@ -52,6 +52,10 @@ pub struct Cli {
     /// Output format [default: json for observe, text otherwise].
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
+    /// Who starts, stops and enables services: systemd (`systemctl`), the built-in
+    /// supervisor (`centossrv-agent supervise`), or auto (systemd when it runs here).
+    #[arg(long, global = true, value_enum, default_value_t = crate::cli_services::BackendChoice::Auto)]
+    pub service_backend: crate::cli_services::BackendChoice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +93,13 @@ pub enum Command {
     },
     /// List the recorded generations.
     Generations,
+    /// Run the built-in service supervisor for ROOT until SIGTERM (services without systemd).
+    Supervise,
+    /// What the built-in supervisor knows: service status and its event log.
+    Services {
+        #[command(subcommand)]
+        command: crate::cli_services::ServicesCommand,
+    },
     /// Restore the host to its state before generation N (default: the newest), offline.
     Rollback {
         /// The generation to roll back (it and every later one are undone).
@@ -120,6 +131,8 @@ pub enum CliError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Generation(#[from] GenerationError),
+    #[error(transparent)]
+    Services(#[from] crate::cli_services::ServicesCliError),
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
     #[error("cannot serialize the output: {0}")]
@@ -187,15 +200,21 @@ fn print_json(value: &impl Serialize) -> Result<(), CliError> {
 
 /// Runs one parsed command line.
 pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
-    let host = RealHost::new(&cli.root)?.with_package_options(crate::host::PackageOptions {
-        repos: cli.repos.clone(),
-        nogpgcheck: cli.nogpgcheck,
-    });
-    let store = Store::new(
-        cli.state_dir
-            .clone()
-            .unwrap_or_else(|| Store::default_dir(&cli.root)),
-    );
+    let state_dir = cli
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| Store::default_dir(&cli.root));
+    let host = RealHost::new(&cli.root)?
+        .with_package_options(crate::host::PackageOptions {
+            repos: cli.repos.clone(),
+            nogpgcheck: cli.nogpgcheck,
+        })
+        .with_service_manager(crate::cli_services::manager(
+            cli.service_backend,
+            &cli.root,
+            &state_dir,
+        ));
+    let store = Store::new(state_dir.clone());
     let text = |default_json: bool| match cli.format {
         Some(f) => f == Format::Text,
         None => !default_json,
@@ -219,7 +238,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
             detailed_exitcode,
         } => {
             let desired = read_desired(desired)?;
-            let (_, plan) = apply::plan_now(&host, &desired);
+            let (observation, plan) = apply::plan_now(&host, &desired);
+            for (id, problem) in &observation.problems {
+                eprintln!("warning: {id} not observed: {problem}");
+            }
             if text(false) {
                 print(&output::plan(&desired, &plan))?;
             } else {
@@ -254,6 +276,18 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
                 ApplyStatus::Failed => EXIT_CHANGES_OR_FAILED,
                 ApplyStatus::Stale => EXIT_STALE,
             }))
+        }
+        Command::Supervise => {
+            crate::cli_services::supervise(&cli.root, &state_dir)?;
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Services { command } => {
+            print(&crate::cli_services::run(
+                command,
+                &state_dir,
+                !text(false),
+            )?)?;
+            Ok(ExitCode::from(EXIT_OK))
         }
         Command::Generations => {
             let list = store.list()?;

@@ -92,6 +92,8 @@ pub enum Target {
     User(String),
     /// A group's entry.
     Group(String),
+    /// Whether a service is enabled and running (its files are `Path` targets).
+    Service(String),
 }
 
 /// The recorded state of one path.
@@ -167,6 +169,15 @@ pub struct GroupEntry {
     pub previous: Option<GroupRecord>,
 }
 
+/// The recorded runtime state of a service (its unit file, drop-in and enable links are
+/// recorded as paths).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEntry {
+    pub name: String,
+    pub enabled: bool,
+    pub running: bool,
+}
+
 /// Who records a generation and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -200,6 +211,8 @@ pub struct Generation {
     pub users: Vec<UserEntry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceEntry>,
 }
 
 /// `finished.json`: how the operation a generation precedes ended.
@@ -224,6 +237,8 @@ pub struct GenerationInfo {
     /// Users and groups.
     #[serde(default)]
     pub accounts: usize,
+    #[serde(default)]
+    pub services: usize,
     /// `None`: the operation was interrupted (or is running).
     pub finished: Option<Finished>,
 }
@@ -341,6 +356,7 @@ impl Store {
         let mut packages = Vec::new();
         let mut users = Vec::new();
         let mut groups = Vec::new();
+        let mut services = Vec::new();
         let mut accounts: Option<Accounts> = None;
         let mut stored = BTreeSet::new();
         // Files written unsynced, made durable together below.
@@ -370,6 +386,15 @@ impl Store {
                     installed: crate::packages::installed_versions(host, name)
                         .map_err(GenerationError::Capture)?,
                 }),
+                Target::Service(name) => {
+                    let (enabled, running) = crate::services::runtime_state(host, name)
+                        .map_err(GenerationError::Capture)?;
+                    services.push(ServiceEntry {
+                        name: name.clone(),
+                        enabled,
+                        running,
+                    });
+                }
                 Target::User(name) | Target::Group(name) => {
                     if accounts.is_none() {
                         accounts = Some(Accounts::read(host).map_err(GenerationError::Capture)?);
@@ -399,6 +424,7 @@ impl Store {
             packages,
             users,
             groups,
+            services,
         };
         let json =
             serde_json::to_vec_pretty(&generation).map_err(|source| GenerationError::Corrupt {
@@ -489,6 +515,7 @@ impl Store {
                     sysctls: g.sysctls.len(),
                     packages: g.packages.len(),
                     accounts: g.users.len() + g.groups.len(),
+                    services: g.services.len(),
                     finished: self.load_finished(n)?,
                 })
             })
@@ -695,6 +722,7 @@ pub fn rollback(
     let mut packages: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
     let mut users: BTreeMap<String, (u64, Option<UserRecord>)> = BTreeMap::new();
     let mut groups: BTreeMap<String, (u64, Option<GroupRecord>)> = BTreeMap::new();
+    let mut services: BTreeMap<String, (u64, ServiceEntry)> = BTreeMap::new();
     for &n in undone.iter().rev() {
         let g = store.load(n)?;
         for e in g.paths {
@@ -712,6 +740,9 @@ pub fn rollback(
         for gr in g.groups {
             groups.entry(gr.name).or_insert((n, gr.previous));
         }
+        for sv in g.services {
+            services.entry(sv.name.clone()).or_insert((n, sv));
+        }
     }
     let targets: BTreeSet<Target> = paths
         .keys()
@@ -720,6 +751,7 @@ pub fn rollback(
         .chain(packages.keys().map(|k| Target::Package(k.clone())))
         .chain(users.keys().map(|k| Target::User(k.clone())))
         .chain(groups.keys().map(|k| Target::Group(k.clone())))
+        .chain(services.keys().map(|k| Target::Service(k.clone())))
         .collect();
     let recorded = if targets.is_empty() {
         None
@@ -808,10 +840,47 @@ pub fn rollback(
             &mut totals,
         ));
     }
+    // Services that must not run are stopped before their files change; the others are
+    // started (or restarted, when one of their files was restored) after.
+    let mut stopped: BTreeMap<&str, Result<bool, String>> = BTreeMap::new();
+    for (name, (_, entry)) in services.iter().filter(|(_, (_, e))| !e.running) {
+        stopped.insert(name, crate::services::stop_for_rollback(host, name, entry));
+    }
+    let mut restored_paths: Vec<String> = Vec::new();
     for (path, (n, state)) in order {
         let t = Instant::now();
         let result = restore_path(host, store, *n, path, state);
+        if matches!(
+            result,
+            Ok(RestoreOutcome::Restored | RestoreOutcome::Removed)
+        ) {
+            restored_paths.push(path.clone());
+        }
         entries.push(restore_entry(path.clone(), *n, result, t, &mut totals));
+    }
+    for (name, (n, entry)) in &services {
+        let t = Instant::now();
+        let result = match stopped.remove(name.as_str()) {
+            Some(stop) => stop.and_then(|changed| {
+                crate::services::restore_after_paths(host, entry, &restored_paths)
+                    .map(|c| c || changed)
+            }),
+            None => crate::services::restore_after_paths(host, entry, &restored_paths),
+        }
+        .map(|changed| {
+            if changed {
+                RestoreOutcome::Restored
+            } else {
+                RestoreOutcome::Unchanged
+            }
+        });
+        entries.push(restore_entry(
+            format!("service:{name}"),
+            *n,
+            result,
+            t,
+            &mut totals,
+        ));
     }
     for (key, (n, live)) in &sysctls {
         let t = Instant::now();

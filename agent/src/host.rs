@@ -179,6 +179,11 @@ pub trait Host: fmt::Debug {
     fn package_options(&self) -> &PackageOptions;
     /// Forget cached account names: `etc/passwd` or `etc/group` changed.
     fn accounts_changed(&self);
+    /// The names in directory `path`, sorted; `None` when it does not exist.
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, HostError>;
+    /// The service manager that starts, stops and enables this host's services, if one is
+    /// configured.
+    fn service_manager(&self) -> Option<&dyn crate::services::ServiceManager>;
 }
 
 /// What a tool run by [`Host::run_tool`] did.
@@ -266,6 +271,7 @@ pub struct RealHost {
     accounts: Mutex<Option<Arc<Accounts>>>,
     packages: PackageOptions,
     tool_dir: OnceLock<Result<PathBuf, String>>,
+    services: Option<Arc<dyn crate::services::ServiceManager>>,
 }
 
 impl Drop for RealHost {
@@ -298,12 +304,22 @@ impl RealHost {
             accounts: Mutex::new(None),
             packages: PackageOptions::default(),
             tool_dir: OnceLock::new(),
+            services: None,
         })
     }
 
     /// Sets the package manager options.
     pub fn with_package_options(mut self, options: PackageOptions) -> RealHost {
         self.packages = options;
+        self
+    }
+
+    /// Sets the service manager (see [`crate::services`]).
+    pub fn with_service_manager(
+        mut self,
+        manager: Arc<dyn crate::services::ServiceManager>,
+    ) -> RealHost {
+        self.services = Some(manager);
         self
     }
 
@@ -773,6 +789,26 @@ impl Host for RealHost {
 
     fn accounts_changed(&self) {
         *self.accounts.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, HostError> {
+        let full = self.resolve(path)?;
+        let entries = match fs::read_dir(&full) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("list", &full)(e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err("list", &full))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(Some(names))
+    }
+
+    fn service_manager(&self) -> Option<&dyn crate::services::ServiceManager> {
+        self.services.as_deref()
     }
 }
 

@@ -1,7 +1,6 @@
-//! Observation: for each resource of a desired state this agent build handles (files,
-//! directories, symlinks, sysctls, packages, users, groups), what is on the host now, in the
-//! `Spec` vocabulary of `state::ObservedState`. Services are omitted, so plans show them as
-//! not yet observed.
+//! Observation: for each resource of a desired state (files, directories, symlinks,
+//! sysctls, packages, users, groups, services), what is on the host now, in the `Spec`
+//! vocabulary of `state::ObservedState`.
 
 use crate::host::{EntryKind, Host, HostError, Meta, SYSCTL_PERSIST_PATH};
 use state::digest::sha256;
@@ -29,6 +28,7 @@ pub fn supported(kind: ResourceKind) -> bool {
             | ResourceKind::Package
             | ResourceKind::User
             | ResourceKind::Group
+            | ResourceKind::Service
     )
 }
 
@@ -80,7 +80,7 @@ pub fn observe(host: &dyn Host, desired: &DesiredState) -> Observation {
             }),
             Spec::User(d) => crate::accounts::observe_user(host, d).map(|u| Some(Spec::User(u))),
             Spec::Group(d) => crate::accounts::observe_group(host, d).map(|g| Some(Spec::Group(g))),
-            Spec::Service(_) => Ok(None),
+            Spec::Service(d) => crate::services::observe(host, d).map(Some),
         };
         match result {
             Ok(Some(spec)) => {

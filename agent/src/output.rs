@@ -66,6 +66,22 @@ pub fn observation(desired: &DesiredState, obs: &Observation) -> String {
             Spec::Symlink(l) if l.ensure == Ensure::Absent => "absent".to_owned(),
             Spec::Symlink(l) => format!("symlink -> {}", l.target.as_deref().unwrap_or("?")),
             Spec::Sysctl(s) => format!("= {}", s.value),
+            Spec::Service(s) => format!(
+                "service {}{}{}",
+                match s.state {
+                    state::ServiceState::Running => "running",
+                    state::ServiceState::Stopped => "stopped",
+                },
+                match s.enabled {
+                    Some(true) => ", enabled",
+                    Some(false) => ", disabled",
+                    None => "",
+                },
+                s.unit
+                    .as_ref()
+                    .map(|u| format!(", unit {}", short(&u.sha256)))
+                    .unwrap_or_default()
+            ),
             other => format!("{}", other.kind()),
         };
         let _ = writeln!(out, "  {id}  {what}");
@@ -172,11 +188,16 @@ pub fn apply(report: &ApplyReport) -> String {
     };
     let _ = writeln!(
         out,
-        "{}: {status}: {} changed, {} unchanged, {} failed ({} ms{})",
+        "{}: {status}: {} changed, {} unchanged, {} failed{} ({} ms{})",
         report.node,
         report.totals.changed,
         report.totals.unchanged,
         report.totals.failed,
+        if report.totals.skipped > 0 {
+            format!(", {} skipped", report.totals.skipped)
+        } else {
+            String::new()
+        },
         report.duration_ms,
         report
             .generation
@@ -196,6 +217,14 @@ pub fn apply(report: &ApplyReport) -> String {
                     "  FAILED   {} ({action}): {}",
                     r.id,
                     r.reason.as_deref().unwrap_or("unknown reason")
+                );
+            }
+            Outcome::Skipped => {
+                let _ = writeln!(
+                    out,
+                    "  skipped  {} ({action}): {}",
+                    r.id,
+                    r.reason.as_deref().unwrap_or("no reason given")
                 );
             }
         }
@@ -238,8 +267,8 @@ pub fn generations(list: &[GenerationInfo]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>6}  {}  {what}: {} paths, {} sysctls, {} packages, {} accounts; {result}",
-            g.number, g.created_at, g.paths, g.sysctls, g.packages, g.accounts
+            "{:>6}  {}  {what}: {} paths, {} sysctls, {} packages, {} accounts, {} services; {result}",
+            g.number, g.created_at, g.paths, g.sysctls, g.packages, g.accounts, g.services
         );
     }
     out

@@ -27,19 +27,28 @@ fn plan_apply_generations_rollback() {
     let path = write_desired(&sb.base, "desired.json", &desired);
     let path = path.to_str().expect("utf-8 path");
 
-    let observe = agent(&sb, &["observe", path]);
+    // The service backend (auto: the built-in supervisor here) is not running.
+    let observe = agent(&sb, &["observe", path, "--service-backend", "supervisor"]);
     assert_eq!(observe.status.code(), Some(0));
     let observed: state::ObservedState =
         serde_json::from_slice(&observe.stdout).expect("observe prints an ObservedState");
     assert_eq!(observed.resources.len(), 2, "the service is not observed");
+    assert!(
+        String::from_utf8_lossy(&observe.stderr)
+            .contains("warning: service:nginx not observed: the supervisor is not running"),
+        "{}",
+        String::from_utf8_lossy(&observe.stderr)
+    );
 
     let plan = agent(&sb, &["plan", path, "--detailed-exitcode"]);
     assert_eq!(plan.status.code(), Some(2), "{}", stdout(&plan));
     let text = stdout(&plan);
     assert!(text.contains("+ create file:/etc/motd"), "{text}");
     assert!(
-        text.contains("resource type `service` is not supported by this agent build yet"),
-        "{text}"
+        String::from_utf8_lossy(&plan.stderr)
+            .contains("warning: service:nginx not observed: the supervisor is not running"),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
     );
 
     let plan = agent(&sb, &["plan", path, "--format", "json"]);

@@ -7,5 +7,6 @@ mod converge;
 mod crash;
 mod packages;
 mod rollback;
+mod services;
 mod unsupported;
 mod util;

@@ -1,6 +1,6 @@
-//! Resource types this build does not handle (services) fail with a clear reason, are never
-//! skipped or faked, and are left out of the observed state; packages, users and groups that
-//! cannot be applied fail with the tool's own message.
+//! Resources that cannot be applied fail with a clear reason and are never skipped or
+//! faked: packages, users and groups with the tool's own message, services whose
+//! requirements failed with that reason.
 
 use crate::util::*;
 use agent::{ApplyStatus, Outcome};
@@ -16,7 +16,7 @@ fn rendered() -> DesiredState {
 }
 
 #[test]
-fn rendered_example_node_reports_unsupported_and_failing_resources() {
+fn rendered_example_node_reports_failing_resources() {
     let sb = Sandbox::new();
     for d in ["/etc/yum.repos.d", "/etc/modprobe.d", "/srv", "/var/spool"] {
         std::fs::create_dir_all(sb.path(d)).expect("mkdir");
@@ -25,17 +25,17 @@ fn rendered_example_node_reports_unsupported_and_failing_resources() {
     let report = sb.apply(&desired);
     assert_eq!(report.status, ApplyStatus::Failed);
 
-    let mut unsupported = 0;
+    let mut services = 0;
     for r in &report.resources {
         let kind = r.id.kind;
         let reason = r.reason.as_deref().unwrap_or_default();
         match kind {
             ResourceKind::Service => {
-                unsupported += 1;
+                services += 1;
                 assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
-                assert_eq!(
-                    reason,
-                    "resource type `service` is not supported by this agent build yet"
+                assert!(
+                    reason.starts_with("not applied: requires `package:"),
+                    "{r:?}"
                 );
             }
             // The sandbox has no repositories: dnf's own error, never "not supported".
@@ -52,7 +52,7 @@ fn rendered_example_node_reports_unsupported_and_failing_resources() {
             _ => assert!(!reason.contains("not supported"), "{r:?}"),
         }
     }
-    assert!(unsupported >= 6, "the fixture has services");
+    assert!(services >= 6, "the fixture has services");
     let by_id = |id: &str| {
         report
             .resources
@@ -100,21 +100,24 @@ fn rendered_example_node_reports_unsupported_and_failing_resources() {
         Some("not applied: requires `user:ops`, which failed")
     );
 
-    // Observe leaves services out; the plan shows them as not observed.
+    // Everything is observed: services as stopped and disabled (no unit file here).
     let observed = report.observed.as_ref().expect("observed");
+    let nginx = observed
+        .resources
+        .get(&"service:nginx".parse().expect("id"))
+        .expect("services are observed");
     assert!(
-        observed
-            .resources
-            .keys()
-            .all(|id| id.kind != ResourceKind::Service)
+        matches!(nginx, state::Spec::Service(s) if s.state == state::ServiceState::Stopped && s.enabled == Some(false)),
+        "{nginx:?}"
     );
     let plan = state::plan(Some(&desired), Some(observed), None);
     for c in &plan.changes {
-        if c.id.kind == ResourceKind::Service && c.action != Action::Restart {
-            assert!(c.unobserved, "{c:?}");
-        } else {
-            assert!(!c.unobserved, "{c:?}");
-        }
+        assert!(!c.unobserved, "{c:?}");
+        assert_ne!(
+            c.action,
+            Action::Restart,
+            "notifying resources failed: {c:?}"
+        );
     }
 
     // A second apply fails the same way and changes nothing else.

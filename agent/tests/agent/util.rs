@@ -56,8 +56,15 @@ impl Sandbox {
         }
     }
 
+    /// The sandbox as a host; services go to the systemd backend (`systemctl --root`),
+    /// under which nothing of a sandbox runs.
     pub fn host(&self) -> RealHost {
-        RealHost::new(&self.root).expect("host")
+        RealHost::new(&self.root)
+            .expect("host")
+            .with_service_manager(std::sync::Arc::new(agent::services::SystemdManager::new(
+                "systemctl",
+                &self.root,
+            )))
     }
 
     pub fn store(&self) -> Store {
@@ -230,7 +237,7 @@ pub fn package(name: &str) -> Spec {
     })
 }
 
-/// A service: a type this build does not handle yet.
+/// A running, enabled service without a unit file of its own.
 pub fn service(name: &str) -> Spec {
     Spec::Service(state::ServiceSpec {
         name: name.into(),
