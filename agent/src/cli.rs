@@ -89,6 +89,9 @@ pub enum Command {
     },
     /// List the recorded generations.
     Generations,
+    /// Watch managed resources for drift and report it (one event per property); with
+    /// --enforce, apply them back. Runs until SIGTERM or SIGINT (exit 0).
+    Watch(crate::watch::command::WatchArgs),
     /// Restore the host to its state before generation N (default: the newest), offline.
     Rollback {
         /// The generation to roll back (it and every later one are undone).
@@ -120,6 +123,8 @@ pub enum CliError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Generation(#[from] GenerationError),
+    #[error(transparent)]
+    Watch(#[from] crate::watch::WatchError),
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
     #[error("cannot serialize the output: {0}")]
@@ -254,6 +259,11 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
                 ApplyStatus::Failed => EXIT_CHANGES_OR_FAILED,
                 ApplyStatus::Stale => EXIT_STALE,
             }))
+        }
+        Command::Watch(args) => {
+            let desired = read_desired(&args.desired)?;
+            crate::watch::command::run(&host, &store, &desired, args, !text(false))?;
+            Ok(ExitCode::from(EXIT_OK))
         }
         Command::Generations => {
             let list = store.list()?;

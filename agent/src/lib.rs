@@ -12,6 +12,7 @@ pub mod observe;
 pub mod output;
 pub mod packages;
 pub mod time;
+pub mod watch;
 
 pub use apply::{ApplyOptions, ApplyReport, ApplyStatus, Outcome, apply};
 pub use generations::{RollbackReport, Store, rollback};
