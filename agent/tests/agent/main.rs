@@ -9,3 +9,4 @@ mod packages;
 mod rollback;
 mod unsupported;
 mod util;
+mod watch;
