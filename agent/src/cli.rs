@@ -131,7 +131,8 @@ pub enum CliError {
     Json(#[source] serde_json::Error),
 }
 
-fn parse_repo(s: &str) -> Result<(String, String), String> {
+/// Parses `NAME=URL` for `--repo` (also used by `centossrv apply --package-repo`).
+pub fn parse_repo(s: &str) -> Result<(String, String), String> {
     let (name, url) = s
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=URL, got `{s}`"))?;
