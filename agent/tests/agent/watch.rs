@@ -474,3 +474,86 @@ fn watch_stops_cleanly_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     assert!(!sb.exists(MARKER), "report only: nothing written");
 }
+
+#[test]
+fn watch_follows_directories_deleted_and_recreated() {
+    let sb = Sandbox::new();
+    let desired = fleet();
+    assert_eq!(sb.apply(&desired).totals.failed, 0);
+    let path = write_desired(&sb.base, "desired.json", &desired);
+    let mut w = Watch::start(&sb, &path, &[]);
+    let mut toggle = false;
+
+    std::fs::remove_dir_all(sb.path("/srv")).expect("rm -r");
+    let events = settle(&sb, &mut w, &mut toggle);
+    assert_eq!(
+        brief(&events),
+        [
+            row("drift", "directory:/srv", "ensure", "present", "absent"),
+            row("drift", "file:/srv/e.conf", "ensure", "present", "absent"),
+        ]
+    );
+
+    // Recreated by hand: the watch moves back to the directory, whatever the timing.
+    std::fs::create_dir(sb.path("/srv")).expect("mkdir");
+    std::fs::set_permissions(sb.path("/srv"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    sb.write("/srv/e.conf", "echo\n", 0o644);
+    let events = settle(&sb, &mut w, &mut toggle);
+    assert_eq!(
+        brief(&events),
+        [
+            row("resolved", "directory:/srv", "ensure", "absent", "present"),
+            row("resolved", "file:/srv/e.conf", "ensure", "absent", "present"),
+        ]
+    );
+    std::fs::set_permissions(sb.path("/srv/e.conf"), std::fs::Permissions::from_mode(0o640))
+        .expect("chmod");
+    let events = settle(&sb, &mut w, &mut toggle);
+    assert_eq!(
+        brief(&events),
+        [row("drift", "file:/srv/e.conf", "mode", "0644", "0640")]
+    );
+}
+
+#[test]
+fn watch_reobserves_sysctls_on_the_timer_and_owners_when_accounts_change() {
+    let sb = Sandbox::new();
+    let desired = desired(vec![
+        owned_file("/etc/owned.conf", "owned\n", "0644"),
+        sysctl("net.core.somaxconn", "1024"),
+        file(MARKER, "marker\n", "0644"),
+    ]);
+    assert_eq!(sb.apply(&desired).totals.failed, 0);
+    let path = write_desired(&sb.base, "desired.json", &desired);
+    let mut w = Watch::start(&sb, &path, &["--interval", "1s"]);
+    let ready = w.seen.last().expect("ready").clone();
+    assert_eq!(ready["periodic"], 1, "{ready:#}");
+    let mut toggle = false;
+
+    // The live value has no events (under a real /proc/sys no file event either): the
+    // timer finds it.
+    sb.write("/proc/sys/net/core/somaxconn", "4096\n", 0o644);
+    let events = w.until(|e| e["id"] == "sysctl:net.core.somaxconn");
+    assert_eq!(
+        brief(&events),
+        [row(
+            "drift",
+            "sysctl:net.core.somaxconn",
+            "value",
+            "1024",
+            "4096 (not persisted)"
+        )]
+    );
+
+    // The owner's uid is renamed in etc/passwd (replaced by rename, as shadow-utils does):
+    // the file's owner is now another name.
+    let passwd = sb.read("/etc/passwd").replacen("root:", "admin:", 1);
+    sb.write("/etc/passwd.new", &passwd, 0o644);
+    std::fs::rename(sb.path("/etc/passwd.new"), sb.path("/etc/passwd")).expect("rename");
+    let events = settle(&sb, &mut w, &mut toggle);
+    assert_eq!(
+        brief(&events),
+        [row("drift", "file:/etc/owned.conf", "owner", "root", "admin")]
+    );
+}
