@@ -504,11 +504,20 @@ fn watch_follows_directories_deleted_and_recreated() {
         brief(&events),
         [
             row("resolved", "directory:/srv", "ensure", "absent", "present"),
-            row("resolved", "file:/srv/e.conf", "ensure", "absent", "present"),
+            row(
+                "resolved",
+                "file:/srv/e.conf",
+                "ensure",
+                "absent",
+                "present"
+            ),
         ]
     );
-    std::fs::set_permissions(sb.path("/srv/e.conf"), std::fs::Permissions::from_mode(0o640))
-        .expect("chmod");
+    std::fs::set_permissions(
+        sb.path("/srv/e.conf"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .expect("chmod");
     let events = settle(&sb, &mut w, &mut toggle);
     assert_eq!(
         brief(&events),
@@ -554,6 +563,12 @@ fn watch_reobserves_sysctls_on_the_timer_and_owners_when_accounts_change() {
     let events = settle(&sb, &mut w, &mut toggle);
     assert_eq!(
         brief(&events),
-        [row("drift", "file:/etc/owned.conf", "owner", "root", "admin")]
+        [row(
+            "drift",
+            "file:/etc/owned.conf",
+            "owner",
+            "root",
+            "admin"
+        )]
     );
 }
