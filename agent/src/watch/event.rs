@@ -208,3 +208,45 @@ impl WatchEvent {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state::ResourceKind;
+
+    #[test]
+    fn text_lines_name_resource_property_before_after_and_desired() {
+        let drift = WatchEvent::Drift {
+            at: "2026-01-01T00:00:00Z".into(),
+            id: ResourceId::new(ResourceKind::File, "/etc/motd"),
+            property: "mode".into(),
+            before: Some("0644".into()),
+            after: Some("0600".into()),
+            desired: Some("0644".into()),
+            cause: Cause::Drift,
+            diff: None,
+            sensitive: false,
+        };
+        assert_eq!(
+            drift.text(),
+            "2026-01-01T00:00:00Z drift     file:/etc/motd mode: 0644 -> 0600 (desired 0644)"
+        );
+        let json: serde_json::Value = serde_json::from_str(&drift.json()).expect("json");
+        assert_eq!(json["event"], "drift");
+        assert_eq!(json["id"], "file:/etc/motd");
+        assert!(json.get("diff").is_none() && json.get("sensitive").is_none());
+        let back: WatchEvent = serde_json::from_str(&drift.json()).expect("round trip");
+        assert_eq!(back, drift);
+        let resolved = WatchEvent::Resolved {
+            at: "t".into(),
+            id: ResourceId::new(ResourceKind::File, "/etc/motd"),
+            property: "ensure".into(),
+            before: Some("absent".into()),
+            after: Some("present".into()),
+        };
+        assert_eq!(
+            resolved.text(),
+            "t resolved  file:/etc/motd ensure: absent -> present"
+        );
+    }
+}

@@ -152,6 +152,10 @@ pub fn watch(
     let mut batch: Option<(Instant, Instant)> = None;
     let mut next_tick = Instant::now() + options.interval;
     loop {
+        if !w.needs_timer() {
+            // Armed a full interval after it becomes needed (a failed enforcement).
+            next_tick = Instant::now() + options.interval;
+        }
         let flush_at =
             batch.map(|(first, last)| (last + options.debounce).min(first + options.debounce * 10));
         let tick_at = w.needs_timer().then_some(next_tick);
@@ -170,17 +174,23 @@ pub fn watch(
             )?;
             return Ok(signal);
         }
-        let before = pending.len();
+        // Any event about a managed resource (even one already pending) restarts the quiet
+        // time: a file written in many pieces is observed once it is done.
+        let mut relevant = false;
         if wakeup.overflow {
             pending.extend(w.index.all().cloned());
+            relevant = true;
         }
         for path in wakeup.paths.iter().filter(|p| !is_temp(p)) {
             if w.index.is_account_file(path) {
                 host.accounts_changed();
             }
-            pending.extend(w.index.affected(path).cloned());
+            for id in w.index.affected(path) {
+                pending.insert(id.clone());
+                relevant = true;
+            }
         }
-        if pending.len() > before {
+        if relevant {
             let t = Instant::now();
             batch = Some(batch.map_or((t, t), |(first, _)| (first, t)));
         }

@@ -572,3 +572,42 @@ fn watch_reobserves_sysctls_on_the_timer_and_owners_when_accounts_change() {
         )]
     );
 }
+
+#[test]
+fn watch_enforce_reports_failures_and_retries_them_on_the_timer() {
+    let sb = Sandbox::new();
+    // The parent directory is not declared and does not exist: enforcement fails.
+    let desired = desired(vec![file("/opt/app/app.conf", "app\n", "0644")]);
+    let path = write_desired(&sb.base, "desired.json", &desired);
+    let mut w = Watch::start(&sb, &path, &["--enforce", "--interval", "1s"]);
+    let events = w.until(|e| e["event"] == "enforced");
+    let failed = events.last().expect("enforced");
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    assert_eq!(failed["failures"][0]["id"], "file:/opt/app/app.conf");
+    let reason = failed["failures"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("parent directory /opt/app does not exist"),
+        "{reason}"
+    );
+
+    // Once the directory exists, the next retry succeeds.
+    std::fs::create_dir_all(sb.path("/opt/app")).expect("mkdir");
+    let events = w.until(|e| e["event"] == "resolved");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "enforced" && e["status"] == "applied"),
+        "{events:#?}"
+    );
+    assert_eq!(
+        brief(&events),
+        [row(
+            "resolved",
+            "file:/opt/app/app.conf",
+            "ensure",
+            "absent",
+            "present"
+        )]
+    );
+    assert_eq!(sb.read("/opt/app/app.conf"), "app\n");
+}
