@@ -531,3 +531,62 @@ fn apply_refuses_unknown_nodes_and_broken_fleets_with_exit_1() {
     assert!(!root.join("etc/motd").exists());
     assert!(!root.join("var/lib/centossrv-agent").exists());
 }
+
+#[test]
+fn apply_reads_a_git_revision_and_writes_sensitive_content_it_never_prints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    small_repo(&repo);
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "one"]);
+    // The work tree is broken; the revision is not.
+    write(&repo, "roles/web.yaml", "kind: [");
+    let root = sandbox_root(dir.path());
+    let args = |format: &'static str| {
+        vec![
+            "apply".to_owned(),
+            "--node".to_owned(),
+            "web-01".to_owned(),
+            "--rev".to_owned(),
+            "HEAD".to_owned(),
+            "--root".to_owned(),
+            root.display().to_string(),
+            "--format".to_owned(),
+            format.to_owned(),
+            repo.display().to_string(),
+        ]
+    };
+    let run = |format: &'static str| {
+        let a = args(format);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        centossrv(&a, dir.path())
+    };
+    let out = run("text");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).starts_with("web-01: applied: 2 changed, 0 unchanged, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/motd")).expect("motd"),
+        "v1 web-01\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/secret")).expect("secret"),
+        "hunter2"
+    );
+    let again = run("json");
+    assert_eq!(again.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(report["totals"]["changed"], 0);
+    assert_eq!(report["commit"].as_str().map(str::len), Some(40));
+    assert!(!stdout(&out).contains("hunter2") && !stdout(&again).contains("hunter2"));
+}
