@@ -151,13 +151,15 @@ pub fn watch(
     // First and last event of the batch being debounced.
     let mut batch: Option<(Instant, Instant)> = None;
     let mut next_tick = Instant::now() + options.interval;
+    let flush_time = |batch: Option<(Instant, Instant)>| {
+        batch.map(|(first, last)| (last + options.debounce).min(first + options.debounce * 10))
+    };
     loop {
         if !w.needs_timer() {
             // Armed a full interval after it becomes needed (a failed enforcement).
             next_tick = Instant::now() + options.interval;
         }
-        let flush_at =
-            batch.map(|(first, last)| (last + options.debounce).min(first + options.debounce * 10));
+        let flush_at = flush_time(batch);
         let tick_at = w.needs_timer().then_some(next_tick);
         let deadline = match (flush_at, tick_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -194,10 +196,8 @@ pub fn watch(
             let t = Instant::now();
             batch = Some(batch.map_or((t, t), |(first, _)| (first, t)));
         }
-        let now_i = Instant::now();
-        if let Some(flush) =
-            batch.map(|(first, last)| (last + options.debounce).min(first + options.debounce * 10))
-            && now_i >= flush
+        if let Some(flush) = flush_time(batch)
+            && Instant::now() >= flush
         {
             batch = None;
             // Watches first: whatever changes after this is seen by a watch, whatever
