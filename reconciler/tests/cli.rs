@@ -378,11 +378,12 @@ fn plan_on_a_real_history_of_the_example_repo() {
 }
 
 /// A sandbox root for `centossrv apply`: an account database naming `root`, and the
-/// directories the example fleet writes into without declaring them.
+/// directories the example fleet writes into without declaring them, except
+/// `etc/yum.repos.d`: without it the fleet's repository file cannot be written, so dnf never
+/// sees a repository on the network (what requires it is not applied).
 fn sandbox_root(dir: &Path) -> PathBuf {
     let root = dir.join("root");
     for d in [
-        "etc/yum.repos.d",
         "etc/modprobe.d",
         "etc/sysctl.d",
         "etc/default",
@@ -465,6 +466,11 @@ fn apply_compiles_and_applies_a_node_in_one_process() {
     }
     let motd = std::fs::read_to_string(root.join("etc/motd")).expect("motd");
     assert!(motd.contains("app-fra1-01"), "{motd}");
+    assert_eq!(
+        outcome("file:/etc/yum.repos.d/prometheus-rpm.repo"),
+        "failed",
+        "no network repository in the sandbox"
+    );
     let text = stdout(&first);
     for (path, sensitive, bytes) in &written {
         if *sensitive {
