@@ -611,3 +611,38 @@ fn watch_enforce_reports_failures_and_retries_them_on_the_timer() {
     );
     assert_eq!(sb.read("/opt/app/app.conf"), "app\n");
 }
+
+#[test]
+fn watch_sees_accounts_changed_by_shadow_utils_without_waiting_for_the_timer() {
+    let sb = crate::accounts::account_sandbox();
+    let desired = desired(vec![
+        Spec::Group(state::GroupSpec {
+            name: "ops".into(),
+            ensure: state::Ensure::Present,
+            gid: Some(1500),
+            system: false,
+        }),
+        file(MARKER, "marker\n", "0644"),
+    ]);
+    assert_eq!(sb.apply(&desired).totals.failed, 0);
+    let path = write_desired(&sb.base, "desired.json", &desired);
+    // The timer is an hour away: only the event on etc/group can report this.
+    let mut w = Watch::start(&sb, &path, &["--interval", "1h"]);
+    let mut toggle = false;
+    let out = Command::new("groupmod")
+        .args(["--root"])
+        .arg(&sb.root)
+        .args(["--gid", "1600", "ops"])
+        .output()
+        .expect("groupmod");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = settle(&sb, &mut w, &mut toggle);
+    assert_eq!(
+        brief(&events),
+        [row("drift", "group:ops", "gid", "1500", "1600")]
+    );
+}
