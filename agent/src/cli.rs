@@ -100,6 +100,9 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli_services::ServicesCommand,
     },
+    /// Watch managed resources for drift and report it (one event per property); with
+    /// --enforce, apply them back. Runs until SIGTERM or SIGINT (exit 0).
+    Watch(crate::watch::command::WatchArgs),
     /// Restore the host to its state before generation N (default: the newest), offline.
     Rollback {
         /// The generation to roll back (it and every later one are undone).
@@ -133,13 +136,16 @@ pub enum CliError {
     Generation(#[from] GenerationError),
     #[error(transparent)]
     Services(#[from] crate::cli_services::ServicesCliError),
+    #[error(transparent)]
+    Watch(#[from] crate::watch::WatchError),
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
     #[error("cannot serialize the output: {0}")]
     Json(#[source] serde_json::Error),
 }
 
-fn parse_repo(s: &str) -> Result<(String, String), String> {
+/// Parses `NAME=URL` for `--repo` (also used by `centossrv apply --package-repo`).
+pub fn parse_repo(s: &str) -> Result<(String, String), String> {
     let (name, url) = s
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=URL, got `{s}`"))?;
@@ -287,6 +293,11 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
                 &state_dir,
                 !text(false),
             )?)?;
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Watch(args) => {
+            let desired = read_desired(&args.desired)?;
+            crate::watch::command::run(&host, &store, &desired, args, !text(false))?;
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Generations => {

@@ -17,6 +17,7 @@ pub mod services;
 pub mod supervisor;
 pub mod time;
 pub mod unit;
+pub mod watch;
 
 pub use apply::{ApplyOptions, ApplyReport, ApplyStatus, Outcome, apply};
 pub use generations::{RollbackReport, Store, rollback};

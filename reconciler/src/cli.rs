@@ -1,5 +1,6 @@
 //! Command-line interface of `centossrv`: argument parsing and the commands, each returning
-//! its exit code. Exit codes: 0 success, 1 the fleet has errors, 2 usage or IO error.
+//! its exit code. Exit codes: 0 success, 1 the fleet has errors, 2 usage or IO error;
+//! `apply` uses the agent's (see [`crate::masterless`]).
 
 use crate::diagnostics_output;
 use crate::source;
@@ -70,6 +71,11 @@ pub enum Command {
     /// Exit codes: 0 success, 1 error (head does not compile, bad input), 2 usage or IO error;
     /// with --detailed-exitcode: 0 no changes, 1 error, 2 changes (as `terraform plan`).
     Plan(PlanArgs),
+    /// Compile the repository and apply one node's desired state to this host, in one
+    /// process (masterless, offline). Exit codes as `centossrv-agent apply`: 0 applied,
+    /// 1 error (the fleet does not compile, unknown node, IO), 2 some resources failed,
+    /// 3 stale.
+    Apply(crate::masterless::ApplyArgs),
     /// Print one node's desired state as JSON (sensitive values as digests).
     Render {
         /// The node's name.
@@ -87,6 +93,7 @@ pub fn run() -> ExitCode {
         Command::Validate { repo, format } => validate(&repo, format),
         Command::Render { node, repo } => render(&repo, &node),
         Command::Plan(args) => plan(&args),
+        Command::Apply(args) => crate::masterless::apply(&args),
     }
 }
 

@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod diagnostics_output;
+pub mod masterless;
 pub mod observed_dir;
 pub mod source;

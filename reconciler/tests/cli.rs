@@ -376,3 +376,223 @@ fn plan_on_a_real_history_of_the_example_repo() {
     std::fs::write(observed_dir.join("junk.json"), "{").expect("write");
     assert_eq!(plan(&[]).status.code(), Some(2));
 }
+
+/// A sandbox root for `centossrv apply`: an account database naming `root`, and the
+/// directories the example fleet writes into without declaring them, except
+/// `etc/yum.repos.d`: without it the fleet's repository file cannot be written, so dnf never
+/// sees a repository on the network (what requires it is not applied).
+fn sandbox_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    for d in [
+        "etc/modprobe.d",
+        "etc/sysctl.d",
+        "etc/default",
+        "srv",
+        "var/spool",
+    ] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    write(&root, "etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+    write(&root, "etc/group", "root:x:0:\n");
+    root
+}
+
+#[test]
+fn apply_compiles_and_applies_a_node_in_one_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = sandbox_root(dir.path());
+    let root_arg = root.to_str().expect("utf-8");
+    let repo = example_repo();
+    let repo_arg = repo.to_str().expect("utf-8");
+    let args = [
+        "apply",
+        "--node",
+        "app-fra1-01",
+        "--root",
+        root_arg,
+        "--format",
+        "json",
+        repo_arg,
+    ];
+    let first = centossrv(&args, dir.path());
+    // Packages cannot be installed (no repositories) and services are not supported by the
+    // agent yet: some resources fail, exit 2, as `centossrv-agent apply`.
+    assert_eq!(first.status.code(), Some(2), "{}", stdout(&first));
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).expect("a report");
+    assert_eq!(report["node"], "app-fra1-01");
+    assert_eq!(report["generation"], 1);
+
+    // Every file the apply reports changed is on disk with its desired content, the
+    // sensitive one included (the compiler's desired state carries its content), which the
+    // report never shows.
+    let compiled = model::compile(&reconciler::source::read_dir(&repo).expect("repo"));
+    let desired = compiled.model.desired_for("app-fra1-01").expect("node");
+    let outcome = |id: &str| {
+        report["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["outcome"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| panic!("{id} not in the report"))
+    };
+    let mut written = Vec::new();
+    for r in &desired.resources {
+        let state::Spec::File(f) = &r.spec else {
+            continue;
+        };
+        if outcome(&r.id.to_string()) != "changed" {
+            continue;
+        }
+        let on_disk = std::fs::read(root.join(f.path.trim_start_matches('/'))).expect("written");
+        assert_eq!(
+            Some(state::digest::sha256(&on_disk)),
+            f.sha256,
+            "{}",
+            f.path
+        );
+        written.push((f.path.clone(), f.sensitive, on_disk));
+    }
+    let paths: Vec<&str> = written.iter().map(|(p, _, _)| p.as_str()).collect();
+    for expected in [
+        "/etc/motd",
+        "/etc/orders/orders.env",
+        "/etc/orders/gunicorn.conf.py",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} not written: {paths:?}"
+        );
+    }
+    let motd = std::fs::read_to_string(root.join("etc/motd")).expect("motd");
+    assert!(motd.contains("app-fra1-01"), "{motd}");
+    assert_eq!(
+        outcome("file:/etc/yum.repos.d/prometheus-rpm.repo"),
+        "failed",
+        "no network repository in the sandbox"
+    );
+    let text = stdout(&first);
+    for (path, sensitive, bytes) in &written {
+        if *sensitive {
+            let content = String::from_utf8_lossy(bytes);
+            let line = content
+                .lines()
+                .find(|l| l.contains('='))
+                .expect("a setting");
+            assert!(!text.contains(line), "{path}'s content in the report");
+        }
+    }
+
+    // Converged resources stay converged: the second run changes nothing.
+    let second = centossrv(&args, dir.path());
+    assert_eq!(second.status.code(), Some(2), "{}", stdout(&second));
+    let again: serde_json::Value = serde_json::from_slice(&second.stdout).expect("a report");
+    assert_eq!(again["totals"]["changed"], 0, "{}", stdout(&second));
+    assert_eq!(again["totals"]["failed"], report["totals"]["failed"]);
+}
+
+#[test]
+fn apply_refuses_unknown_nodes_and_broken_fleets_with_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = sandbox_root(dir.path());
+    let root_arg = root.to_str().expect("utf-8");
+    let repo = example_repo();
+    let unknown = centossrv(
+        &[
+            "apply",
+            "--node",
+            "app-fra1-1",
+            "--root",
+            root_arg,
+            repo.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(err.contains("did you mean `app-fra1-01`?"), "{err}");
+
+    let broken = dir.path().join("broken");
+    small_repo(&broken);
+    write(
+        &broken,
+        "roles/web.yaml",
+        "apiVersion: centossrv.io/v1\nkind: Role\n",
+    );
+    let out = centossrv(
+        &[
+            "apply",
+            "--node",
+            "web-01",
+            "--root",
+            root_arg,
+            broken.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("roles/web.yaml"), "{err}");
+    assert!(err.contains("nothing applied"), "{err}");
+    assert!(!root.join("etc/motd").exists());
+    assert!(!root.join("var/lib/centossrv-agent").exists());
+}
+
+#[test]
+fn apply_reads_a_git_revision_and_writes_sensitive_content_it_never_prints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    small_repo(&repo);
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "one"]);
+    // The work tree is broken; the revision is not.
+    write(&repo, "roles/web.yaml", "kind: [");
+    let root = sandbox_root(dir.path());
+    let args = |format: &'static str| {
+        vec![
+            "apply".to_owned(),
+            "--node".to_owned(),
+            "web-01".to_owned(),
+            "--rev".to_owned(),
+            "HEAD".to_owned(),
+            "--root".to_owned(),
+            root.display().to_string(),
+            "--format".to_owned(),
+            format.to_owned(),
+            repo.display().to_string(),
+        ]
+    };
+    let run = |format: &'static str| {
+        let a = args(format);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        centossrv(&a, dir.path())
+    };
+    let out = run("text");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).starts_with("web-01: applied: 2 changed, 0 unchanged, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/motd")).expect("motd"),
+        "v1 web-01\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/secret")).expect("secret"),
+        "hunter2"
+    );
+    let again = run("json");
+    assert_eq!(again.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(report["totals"]["changed"], 0);
+    assert_eq!(report["commit"].as_str().map(str::len), Some(40));
+    assert!(!stdout(&out).contains("hunter2") && !stdout(&again).contains("hunter2"));
+}

@@ -6,7 +6,7 @@ use crate::util::*;
 use agent::{ApplyStatus, Outcome};
 use state::{Action, Ensure, GroupSpec, Spec, UserSpec};
 
-fn account_sandbox() -> Sandbox {
+pub fn account_sandbox() -> Sandbox {
     for tool in [
         "useradd", "usermod", "userdel", "groupadd", "groupmod", "groupdel",
     ] {

@@ -10,3 +10,4 @@ mod rollback;
 mod services;
 mod unsupported;
 mod util;
+mod watch;
