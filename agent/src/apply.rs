@@ -49,28 +49,7 @@ impl Default for ApplyOptions {
     }
 }
 
-/// How the apply as a whole ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApplyStatus {
-    /// Every resource is unchanged or changed.
-    Applied,
-    /// At least one resource failed.
-    Failed,
-    /// The plan's digest differed from `--expect-digest`: nothing was touched.
-    Stale,
-}
-
-/// What happened to one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Unchanged,
-    Changed,
-    Failed,
-    /// Deliberately not done; the reason says why (a restart whose triggers all failed).
-    Skipped,
-}
+pub use state::{ApplyStatus, Outcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceReport {

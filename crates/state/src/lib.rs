@@ -13,8 +13,10 @@ pub use resource::{
     SysctlSpec, UnitFile, UserSpec,
 };
 pub mod observed;
+pub mod outcome;
 pub mod parallel;
 pub mod plan;
 
 pub use observed::{OBSERVED_FORMAT, ObservedState};
+pub use outcome::{ApplyStatus, Outcome};
 pub use plan::{Action, Cause, Change, NodePlan, NodeStatus, PropertyChange, plan};

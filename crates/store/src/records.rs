@@ -1,7 +1,6 @@
 //! The typed records the store takes and returns.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use state::{Action, ObservedState, ResourceId};
 use std::collections::BTreeMap;
@@ -88,58 +87,10 @@ pub struct Approval {
     pub approved_at: DateTime<Utc>,
 }
 
-/// How an apply run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Every resource is unchanged or changed.
-    Applied,
-    /// At least one resource failed.
-    Failed,
-    /// The agent's plan digest differed from the approved one: nothing was touched.
-    Stale,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Applied => "applied",
-            RunStatus::Failed => "failed",
-            RunStatus::Stale => "stale",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<RunStatus> {
-        [RunStatus::Applied, RunStatus::Failed, RunStatus::Stale]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-}
-
-/// What happened to one resource in an apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Unchanged,
-    Changed,
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Unchanged => "unchanged",
-            Outcome::Changed => "changed",
-            Outcome::Failed => "failed",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Unchanged, Outcome::Changed, Outcome::Failed]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-}
+/// How an apply run ended: the agent's `ApplyStatus`.
+pub use state::ApplyStatus as RunStatus;
+/// What happened to one resource in an apply: the agent's `Outcome`.
+pub use state::Outcome;
 
 /// One resource's result in an apply run, in apply order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -83,7 +83,7 @@ CREATE TABLE apply_results (
     position     BIGINT NOT NULL,
     resource     TEXT NOT NULL,
     action       TEXT,
-    outcome      TEXT NOT NULL CHECK (outcome IN ('unchanged', 'changed', 'failed')),
+    outcome      TEXT NOT NULL CHECK (outcome IN ('unchanged', 'changed', 'failed', 'skipped')),
     reason       TEXT,
     duration_ms  BIGINT NOT NULL,
     PRIMARY KEY (run_id, position)

@@ -83,7 +83,7 @@ CREATE TABLE apply_results (
     position     INTEGER NOT NULL,
     resource     TEXT NOT NULL,
     action       TEXT,
-    outcome      TEXT NOT NULL CHECK (outcome IN ('unchanged', 'changed', 'failed')),
+    outcome      TEXT NOT NULL CHECK (outcome IN ('unchanged', 'changed', 'failed', 'skipped')),
     reason       TEXT,
     duration_ms  INTEGER NOT NULL,
     PRIMARY KEY (run_id, position)

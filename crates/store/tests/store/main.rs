@@ -480,6 +480,13 @@ async fn apply_runs_keep_per_resource_results() {
                 reason: Some("Job for nginx.service failed".into()),
                 duration_ms: 30,
             },
+            ResourceResult {
+                resource: "service:php-fpm".parse().expect("id"),
+                action: Some(Action::Restart),
+                outcome: Outcome::Skipped,
+                reason: Some("every resource that notifies it failed".into()),
+                duration_ms: 0,
+            },
         ];
         store
             .finish_apply_run(run, RunStatus::Failed, Some("1 resource failed"), &results)
@@ -518,7 +525,7 @@ async fn apply_runs_keep_per_resource_results() {
             .expect("finish");
         let runs = store.apply_runs_for("a", 10).await.expect("list");
         assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [second, run]);
-        assert_eq!(runs[1].results.len(), 3);
+        assert_eq!(runs[1].results.len(), 4);
         assert!(store.apply_run(run + 1000).await.expect("read").is_none());
     })
     .await;
