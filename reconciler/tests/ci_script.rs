@@ -2,6 +2,9 @@
 //! with the `centossrv` binary on a Git history: outputs, job summary, report files and exit
 //! statuses for changes, no changes, `fail-on-changes`, compile errors and a missing binary.
 
+mod common;
+
+use common::{NODE, ROLE, git, write};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -9,27 +12,6 @@ use std::process::{Command, Output};
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../actions/ci.sh")
 }
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(["-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("run git");
-    assert!(status.success(), "git {args:?} failed");
-}
-
-fn write(root: &Path, path: &str, text: &str) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, text).expect("write");
-}
-
-const NODE: &str =
-    "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: web-01\n  labels: {role: web}\n";
-const ROLE: &str = "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {role: web}}\n  resources:\n    - file: /etc/motd\n      template: files/motd.j2\n    - file: /etc/secret\n      content: hunter2-very-secret\n      sensitive: true\n";
 
 /// A work tree whose fleet lives in `fleet/`, with two commits: base and a changed motd.
 fn history(root: &Path) {

@@ -1,5 +1,8 @@
 //! The `centossrv` binary end to end: exit codes, output formats, directory and Git sources.
 
+mod common;
+
+use common::{NODE, ROLE, git, write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -18,33 +21,6 @@ fn stdout(o: &Output) -> String {
 fn example_repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../example-repo")
 }
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.org",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("run git");
-    assert!(status.success(), "git {args:?} failed");
-}
-
-fn write(root: &Path, path: &str, text: &str) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, text).expect("write");
-}
-
-const NODE: &str =
-    "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: web-01\n  labels: {role: web}\n";
-const ROLE: &str = "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {role: web}}\n  resources:\n    - file: /etc/motd\n      template: files/motd.j2\n    - file: /etc/secret\n      content: hunter2\n      sensitive: true\n";
 
 fn small_repo(root: &Path) {
     write(root, "nodes/web-01.yaml", NODE);
