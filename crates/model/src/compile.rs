@@ -15,7 +15,7 @@ use minijinja::Value;
 use state::parallel::in_parallel;
 use state::{DESIRED_FORMAT, DesiredResource, DesiredState, Origin, ResourceId, Spec};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Fleet-wide settings after defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +100,12 @@ type VarValues = BTreeMap<Arc<str>, Value>;
 
 /// Compiles a snapshot of a fleet repository.
 pub fn compile(snapshot: &Snapshot) -> Compiled {
+    compile_with(snapshot, true)
+}
+
+/// Compiles `snapshot`; without `use_layouts` every node is assembled declaration by
+/// declaration (what layouts must reproduce exactly; the tests compare the two).
+fn compile_with(snapshot: &Snapshot, use_layouts: bool) -> Compiled {
     let mut diags = Vec::new();
     let mut loaded = loader::load(snapshot, &mut diags);
     let mut rejected = std::mem::take(&mut loaded.rejected);
@@ -144,6 +150,8 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
         fleet: &fleet,
         rejected: &rejected,
         commit: &snapshot.commit,
+        layouts: Mutex::new(HashMap::new()),
+        use_layouts,
     };
     // Nodes compile independently: slices of the inventory on all cores, merged in
     // inventory order, so the result is the same as one pass over the nodes.
@@ -217,6 +225,9 @@ struct Shared<'a> {
     fleet: &'a FleetSettings,
     rejected: &'a HashSet<ResourceId>,
     commit: &'a Option<String>,
+    /// Layouts by set of roles, computed by the first node with that set.
+    layouts: Mutex<HashMap<Vec<usize>, Arc<Option<Layout<'a>>>>>,
+    use_layouts: bool,
 }
 
 /// The nodes of one slice of the inventory, compiled, with what was found on them.
@@ -239,14 +250,16 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
         fleet,
         rejected,
         commit,
+        ref layouts,
+        use_layouts,
     } = *shared;
     let mut diags = Vec::new();
     let mut per_node = PerNode::default();
     let mut node_infos = BTreeMap::new();
     let mut desired = BTreeMap::new();
     let mut role_nodes: Vec<Vec<String>> = vec![Vec::new(); lowered.len()];
-    // Layouts by set of roles, for the nodes of this slice.
-    let mut layouts: HashMap<Vec<usize>, Option<Layout<'_>>> = HashMap::new();
+    // The layouts this slice's nodes use, taken from the shared ones.
+    let mut known: HashMap<Vec<usize>, Arc<Option<Layout<'_>>>> = HashMap::new();
     for node in nodes {
         let name = &node.doc.metadata.name;
         let labels = &node.doc.metadata.labels;
@@ -266,13 +279,13 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
                 fleet_vars, &role.vars, &node_vars, &node_val, inventory, role.doc, fleet,
             )
         };
-        if !layouts.contains_key(&selected) {
-            let layout = Layout::new(&selected, lowered);
-            layouts.insert(selected.clone(), layout);
+        if use_layouts && !known.contains_key(&selected) {
+            let layout = layout_of(layouts, &selected, lowered);
+            known.insert(selected.clone(), layout);
         }
-        let from_layout = layouts
+        let from_layout = known
             .get(&selected)
-            .and_then(Option::as_ref)
+            .and_then(|layout| Option::as_ref(layout))
             .and_then(|layout| fill(layout, lowered, templates, &context_of));
         let resources = match from_layout {
             Some(resources) => resources,
@@ -329,6 +342,25 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
         desired,
         role_nodes,
     }
+}
+
+/// The layout of the roles `selected`, computed if no node has needed it yet. (The lock is
+/// not held while computing: two threads may both compute it, and one result is kept.)
+fn layout_of<'a>(
+    layouts: &Mutex<HashMap<Vec<usize>, Arc<Option<Layout<'a>>>>>,
+    selected: &[usize],
+    lowered: &'a [LoweredRole<'a>],
+) -> Arc<Option<Layout<'a>>> {
+    let lock = || {
+        layouts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(layout) = lock().get(selected) {
+        return Arc::clone(layout);
+    }
+    let layout = Arc::new(Layout::new(selected, lowered));
+    Arc::clone(lock().entry(selected.to_vec()).or_insert(layout))
 }
 
 /// A node's resources from the layout of its roles: shared resources as they are, templated
@@ -845,5 +877,89 @@ impl<'a> Assembly<'a> {
             }
         }
         self.resources
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{compile, compile_with};
+    use crate::snapshot::Snapshot;
+    use std::path::Path;
+
+    fn read_dir(root: &Path, dir: &Path, snapshot: &mut Snapshot) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                read_dir(root, &path, snapshot);
+            } else if let (Ok(rel), Ok(bytes)) = (path.strip_prefix(root), std::fs::read(&path)) {
+                snapshot.insert(rel.to_string_lossy().into_owned(), bytes);
+            }
+        }
+    }
+
+    /// Layouts (one merge and order per set of roles) give exactly what assembling every
+    /// node on its own gives: the example repository, every broken repository of the corpus
+    /// (conflicts, cycles, failed renders, unknown targets...), and a fleet large enough to
+    /// compile on several threads with some nodes whose template fails to render.
+    #[test]
+    fn layouts_change_nothing() {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut repos = vec![manifest.join("../../example-repo")];
+        if let Ok(cases) = std::fs::read_dir(manifest.join("test_data/broken")) {
+            repos.extend(cases.flatten().map(|c| c.path().join("repo")));
+        }
+        let mut snapshots = Vec::new();
+        for repo in &repos {
+            let mut snapshot = Snapshot::new(Some("test".into()));
+            read_dir(repo, repo, &mut snapshot);
+            if !snapshot.files.is_empty() {
+                snapshots.push((repo.display().to_string(), snapshot));
+            }
+        }
+        assert!(
+            snapshots.len() > 40,
+            "found {} repositories",
+            snapshots.len()
+        );
+        let mut large = Snapshot::new(None);
+        for i in 0..600 {
+            let tier = ["web", "db", "cache"][i % 3];
+            // Every 50th node lacks `port`: its render fails.
+            let vars = if i % 50 == 7 { "{}" } else { "{port: 80}" };
+            large.insert(
+                format!("nodes/n{i:04}.yaml"),
+                format!("apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: n{i:04}\n  labels: {{tier: {tier}}}\nspec:\n  vars: {vars}\n").into_bytes(),
+            );
+        }
+        for (name, selector) in [
+            ("all", "{}"),
+            ("web", "{matchLabels: {tier: web}}"),
+            ("db", "{matchLabels: {tier: db}}"),
+        ] {
+            large.insert(
+                format!("roles/{name}.yaml"),
+                format!("apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {{name: {name}}}\nspec:\n  selector: {selector}\n  resources:\n    - directory: /etc/app\n      mode: \"0755\"\n    - file: /etc/app/{name}.conf\n      template: files/app.conf.j2\n      notify: [service:app]\n    - file: /etc/app/{name}-static.conf\n      content: \"x\\n\"\n      requires: [directory:/etc/app]\n    - service: app\n      enabled: true\n").into_bytes(),
+            );
+        }
+        large.insert(
+            "files/app.conf.j2",
+            b"port = {{ port }} on {{ node.name }}\n".to_vec(),
+        );
+        snapshots.push(("large".into(), large));
+        for (name, snapshot) in &snapshots {
+            let fast = compile(snapshot);
+            let slow = compile_with(snapshot, false);
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{name}");
+        }
+        let (_, large) = &snapshots[snapshots.len() - 1];
+        let compiled = compile(large);
+        assert_eq!(compiled.model.desired().count(), 600);
+        assert!(
+            compiled.has_errors(),
+            "the nodes without `port` fail to render"
+        );
     }
 }
