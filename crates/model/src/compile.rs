@@ -280,8 +280,13 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
             )
         };
         if use_layouts && !known.contains_key(&selected) {
-            let layout = layout_of(layouts, &selected, lowered);
-            known.insert(selected.clone(), layout);
+            // A copy of the shared resources for this slice: every node takes a reference to
+            // each, and reference counts touched by one thread only stay in its cache.
+            let layout = layout_of(layouts, &selected, lowered)
+                .as_ref()
+                .as_ref()
+                .map(Layout::own_copy);
+            known.insert(selected.clone(), Arc::new(layout));
         }
         let from_layout = known
             .get(&selected)

@@ -113,4 +113,20 @@ impl<'a> Layout<'a> {
         let slots = sequence.into_iter().map(|i| slots[i].clone()).collect();
         Some(Layout { slots, renders })
     }
+
+    /// The same layout with its own copy of every shared resource.
+    pub fn own_copy(&self) -> Layout<'a> {
+        let slots = self
+            .slots
+            .iter()
+            .map(|slot| match slot {
+                Slot::Shared(r) => Slot::Shared(Arc::new(DesiredResource::clone(r))),
+                rendered => rendered.clone(),
+            })
+            .collect();
+        Layout {
+            slots,
+            renders: self.renders.clone(),
+        }
+    }
 }

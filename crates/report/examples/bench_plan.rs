@@ -150,6 +150,7 @@ fn main() {
         let base = model::compile(&base_snap);
         let head = model::compile(&head_snap);
         let compile_ms = ms(t);
+        let cpu_compile = cpu_ms() - cpu_before;
         assert!(
             !head.has_errors(),
             "{:?}",
@@ -177,7 +178,6 @@ fn main() {
             observed.insert(name.to_owned(), o);
         }
 
-        let cpu_compile = cpu_ms() - cpu_before;
         let cpu_before = cpu_ms();
         let t = Instant::now();
         let plans = report::fleet::plan_fleet(&head, Some(&base), &observed);
