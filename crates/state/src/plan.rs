@@ -161,6 +161,8 @@ pub fn plan(
     // (an index built on first need) only where the two differ.
     let mut base_index: Option<FastMap<&ResourceId, &Spec>> = None;
     let mut base_in_step = desired_resources.len() == base_resources.len();
+    // The observed entries desired resources were found in, by address.
+    let mut observed_hits: Vec<usize> = Vec::with_capacity(desired_resources.len());
     for (i, r) in desired_resources.iter().enumerate() {
         let base_spec = match base_resources.get(i) {
             Some(b) if Arc::ptr_eq(b, r) || b.id == r.id => Some(&b.spec),
@@ -177,6 +179,7 @@ pub fn plan(
         let (before, unobserved) = match observed {
             Some(o) => match o.resources.get(&r.id) {
                 Some(spec) => {
+                    observed_hits.push(std::ptr::from_ref(spec) as usize);
                     if in_sync(&r.spec, spec) {
                         debug_assert!(
                             resource_change(&r.id, &r.spec, Some(spec), base_spec, false).is_none(),
@@ -198,16 +201,27 @@ pub fn plan(
         }
     }
     add_restarts(desired_resources, &mut changes);
-    // Resources managed before (base, or reported by the agent) but not any more. When base
-    // has head's resources in the same order, only the observed ones need a look.
-    let desired_ids: FastSet<&ResourceId> = desired_resources.iter().map(|r| &r.id).collect();
+    // Resources managed before (base, or reported by the agent) but not any more. None from
+    // base when base has head's resources in the same order; none from the observed state
+    // when every observed entry is one a desired resource was found in.
+    observed_hits.sort_unstable();
+    observed_hits.dedup();
+    let observed_all_desired = observed.is_none_or(|o| o.resources.len() == observed_hits.len());
     let mut gone: BTreeSet<&ResourceId> = BTreeSet::new();
-    let previously = base_resources
-        .iter()
-        .filter(|_| !base_in_step)
-        .map(|r| &r.id)
-        .chain(observed.into_iter().flat_map(|o| o.resources.keys()));
-    gone.extend(previously.filter(|id| !desired_ids.contains(id)));
+    if !(base_in_step && observed_all_desired) {
+        let desired_ids: FastSet<&ResourceId> = desired_resources.iter().map(|r| &r.id).collect();
+        let previously = base_resources
+            .iter()
+            .filter(|_| !base_in_step)
+            .map(|r| &r.id)
+            .chain(
+                observed
+                    .into_iter()
+                    .filter(|_| !observed_all_desired)
+                    .flat_map(|o| o.resources.keys()),
+            );
+        gone.extend(previously.filter(|id| !desired_ids.contains(id)));
+    }
     for id in gone {
         changes.push(Change {
             id: id.clone(),
