@@ -147,8 +147,9 @@ fn main() {
 
         let cpu_before = cpu_ms();
         let t = Instant::now();
-        let base = model::compile(&base_snap);
-        let head = model::compile(&head_snap);
+        // Both revisions from their snapshots, at the same time (as `centossrv plan` does).
+        let (head, base) = report::fleet::compile_revisions(&head_snap, Some(&base_snap));
+        let base = base.expect("base compiled");
         let compile_ms = ms(t);
         let cpu_compile = cpu_ms() - cpu_before;
         assert!(
