@@ -185,7 +185,7 @@ pub fn apply(
         });
     }
     let specs: HashMap<&ResourceId, &state::DesiredResource> =
-        desired.resources.iter().map(|r| (&r.id, r)).collect();
+        desired.resources.iter().map(|r| (&r.id, &**r)).collect();
     // Resources that fail whatever happens (unsupported type, not observable) and those
     // that require them are not attempted, so the generation does not record them.
     let mut doomed: HashSet<&ResourceId> = HashSet::new();

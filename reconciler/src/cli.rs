@@ -273,8 +273,7 @@ fn plan(args: &PlanArgs) -> ExitCode {
         },
         None => None,
     };
-    let head = model::compile(&head_snapshot);
-    let base = base_snapshot.as_ref().map(model::compile);
+    let (head, base) = report::fleet::compile_revisions(&head_snapshot, base_snapshot.as_ref());
     let plans = report::fleet::plan_fleet(&head, base.as_ref(), &observed);
     let labels = report::fleet::labels(&head);
     let mut built = report::build(report::ReportInput {

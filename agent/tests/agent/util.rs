@@ -288,7 +288,7 @@ pub fn desired_resources(resources: Vec<DesiredResource>) -> DesiredState {
         node: "test-01".into(),
         commit: None,
         labels: BTreeMap::new(),
-        resources,
+        resources: resources.into_iter().map(std::sync::Arc::new).collect(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! per node. Never panics on input; returns every problem found.
 
 use crate::diagnostic::{Code, Diagnostic, normalize};
+use crate::layout::{Layout, Slot};
 use crate::loader::{self, Located};
 use crate::lower::{self, Body, Decl};
 use crate::manifest::{DriftMode, NodeDoc, RoleDoc, Selector, SelectorOperator, StaleApply, Vars};
@@ -14,7 +15,7 @@ use minijinja::Value;
 use state::parallel::in_parallel;
 use state::{DESIRED_FORMAT, DesiredResource, DesiredState, Origin, ResourceId, Spec};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Fleet-wide settings after defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,13 +86,26 @@ impl Compiled {
 }
 
 /// A role with its lowered declarations and its vars.
-type LoweredRole<'a> = (&'a Located<RoleDoc>, Vec<Decl>, VarValues);
+pub(crate) struct LoweredRole<'a> {
+    pub doc: &'a Located<RoleDoc>,
+    pub decls: Vec<Decl>,
+    /// Per declaration, the resource every node gets when the body is static: built once
+    /// and shared by every node's desired state.
+    pub shared: Vec<Option<Arc<DesiredResource>>>,
+    pub vars: VarValues,
+}
 
 /// Template variables by name; `Arc<str>` names, as every template context copies them.
 type VarValues = BTreeMap<Arc<str>, Value>;
 
 /// Compiles a snapshot of a fleet repository.
 pub fn compile(snapshot: &Snapshot) -> Compiled {
+    compile_with(snapshot, true)
+}
+
+/// Compiles `snapshot`; without `use_layouts` every node is assembled declaration by
+/// declaration (what layouts must reproduce exactly; the tests compare the two).
+fn compile_with(snapshot: &Snapshot, use_layouts: bool) -> Compiled {
     let mut diags = Vec::new();
     let mut loaded = loader::load(snapshot, &mut diags);
     let mut rejected = std::mem::take(&mut loaded.rejected);
@@ -111,7 +125,19 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
         check_selector(role, &mut diags);
         let decls = lower::lower_role(role, snapshot, &templates, &mut diags, &mut rejected);
         let vars = vars_to_values(&role.doc.spec.vars, role, "/spec/vars", &mut diags);
-        lowered.push((role, decls, vars));
+        let shared = decls
+            .iter()
+            .map(|decl| match &decl.body {
+                Body::Static(spec) => Some(Arc::new(resource(role, decl, spec.clone()))),
+                _ => None,
+            })
+            .collect();
+        lowered.push(LoweredRole {
+            doc: role,
+            decls,
+            shared,
+            vars,
+        });
     }
 
     let inventory: Vec<Value> = nodes.iter().map(node_value).collect();
@@ -124,6 +150,8 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
         fleet: &fleet,
         rejected: &rejected,
         commit: &snapshot.commit,
+        layouts: Mutex::new(HashMap::new()),
+        use_layouts,
     };
     // Nodes compile independently: slices of the inventory on all cores, merged in
     // inventory order, so the result is the same as one pass over the nodes.
@@ -145,7 +173,7 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
     }
 
     let mut role_infos = Vec::new();
-    for ((role, _, _), nodes_of_role) in lowered.iter().zip(role_nodes) {
+    for (LoweredRole { doc: role, .. }, nodes_of_role) in lowered.iter().zip(role_nodes) {
         let pos = role.pos("/spec/selector");
         if nodes_of_role.is_empty() && !nodes.is_empty() {
             diags.push(
@@ -197,6 +225,9 @@ struct Shared<'a> {
     fleet: &'a FleetSettings,
     rejected: &'a HashSet<ResourceId>,
     commit: &'a Option<String>,
+    /// Layouts by set of roles, computed by the first node with that set.
+    layouts: Mutex<HashMap<Vec<usize>, Arc<Option<Layout<'a>>>>>,
+    use_layouts: bool,
 }
 
 /// The nodes of one slice of the inventory, compiled, with what was found on them.
@@ -219,62 +250,60 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
         fleet,
         rejected,
         commit,
+        ref layouts,
+        use_layouts,
     } = *shared;
     let mut diags = Vec::new();
     let mut per_node = PerNode::default();
     let mut node_infos = BTreeMap::new();
     let mut desired = BTreeMap::new();
     let mut role_nodes: Vec<Vec<String>> = vec![Vec::new(); lowered.len()];
+    // The layouts this slice's nodes use, taken from the shared ones.
+    let mut known: HashMap<Vec<usize>, Arc<Option<Layout<'_>>>> = HashMap::new();
     for node in nodes {
         let name = &node.doc.metadata.name;
         let labels = &node.doc.metadata.labels;
         let node_vars = vars_to_values(&node.doc.spec.vars, node, "/spec/vars", &mut diags);
         let node_val = node_value(node);
         let selected: Vec<usize> = (0..lowered.len())
-            .filter(|&ri| selector::matches(&lowered[ri].0.doc.spec.selector, labels))
+            .filter(|&ri| selector::matches(&lowered[ri].doc.doc.spec.selector, labels))
             .collect();
-        // Sized up front: a node's resources are not regrown (and copied) role by role.
-        let mut assembly =
-            Assembly::with_capacity(selected.iter().map(|&ri| lowered[ri].1.len()).sum());
         let mut role_names = Vec::with_capacity(selected.len());
         for &ri in &selected {
-            let (role, decls, role_vars) = &lowered[ri];
             role_nodes[ri].push(name.clone());
-            role_names.push(role.doc.metadata.name.clone());
-            let mut ctx: Option<Value> = None;
-            for decl in decls {
-                let spec = match &decl.body {
-                    Body::Static(spec) => spec.clone(),
-                    templated => {
-                        let template = templated.template().unwrap_or_default();
-                        let ctx = ctx.get_or_insert_with(|| {
-                            context(
-                                fleet_vars, role_vars, &node_vars, &node_val, inventory, role,
-                                fleet,
-                            )
-                        });
-                        match templates.render(template, ctx) {
-                            Ok(text) => templated.with_rendered(text),
-                            Err(d) => {
-                                let d = d.related(
-                                    &decl.file,
-                                    decl.pos.line,
-                                    decl.pos.column,
-                                    format!(
-                                        "rendered for `{}` of role `{}`",
-                                        decl.id, role.doc.metadata.name
-                                    ),
-                                );
-                                per_node.add(d, name);
-                                assembly.failed.insert(decl.id.clone());
-                                continue;
-                            }
-                        }
-                    }
-                };
-                assembly.add(role, decl, spec, name, &mut per_node);
-            }
+            role_names.push(lowered[ri].doc.doc.metadata.name.clone());
         }
+        let context_of = |ri: usize| {
+            let role = &lowered[ri];
+            context(
+                fleet_vars, &role.vars, &node_vars, &node_val, inventory, role.doc, fleet,
+            )
+        };
+        if use_layouts && !known.contains_key(&selected) {
+            // A copy of the shared resources for this slice: every node takes a reference to
+            // each, and reference counts touched by one thread only stay in its cache.
+            let layout = layout_of(layouts, &selected, lowered)
+                .as_ref()
+                .as_ref()
+                .map(Layout::own_copy);
+            known.insert(selected.clone(), Arc::new(layout));
+        }
+        let from_layout = known
+            .get(&selected)
+            .and_then(|layout| Option::as_ref(layout))
+            .and_then(|layout| fill(layout, lowered, templates, &context_of));
+        let resources = match from_layout {
+            Some(resources) => resources,
+            None => assemble(
+                &selected,
+                lowered,
+                templates,
+                &context_of,
+                name,
+                rejected,
+                &mut per_node,
+            ),
+        };
         if role_names.is_empty() && !lowered.is_empty() {
             let pos = node.pos("/metadata/name");
             diags.push(
@@ -288,7 +317,6 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
                 .hint("check its labels against the roles' selectors"),
             );
         }
-        let resources = assembly.finish(name, rejected, &mut per_node);
         let pos = node.pos("/metadata/name");
         node_infos.insert(
             name.clone(),
@@ -319,6 +347,132 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
         desired,
         role_nodes,
     }
+}
+
+/// The layout of the roles `selected`, computed if no node has needed it yet. (The lock is
+/// not held while computing: two threads may both compute it, and one result is kept.)
+fn layout_of<'a>(
+    layouts: &Mutex<HashMap<Vec<usize>, Arc<Option<Layout<'a>>>>>,
+    selected: &[usize],
+    lowered: &'a [LoweredRole<'a>],
+) -> Arc<Option<Layout<'a>>> {
+    let lock = || {
+        layouts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(layout) = lock().get(selected) {
+        return Arc::clone(layout);
+    }
+    let layout = Arc::new(Layout::new(selected, lowered));
+    Arc::clone(lock().entry(selected.to_vec()).or_insert(layout))
+}
+
+/// A node's resources from the layout of its roles: shared resources as they are, templated
+/// ones rendered with the node's context (`context_of(role)`). `None` when a render fails:
+/// the node is then assembled one by one, which reports it.
+fn fill(
+    layout: &Layout<'_>,
+    lowered: &[LoweredRole<'_>],
+    templates: &Templates,
+    context_of: &dyn Fn(usize) -> Value,
+) -> Option<Vec<Arc<DesiredResource>>> {
+    let mut rendered: Vec<Rendered> = Vec::with_capacity(layout.renders.len());
+    let mut ctx: Option<(usize, Value)> = None;
+    for &(ri, template) in &layout.renders {
+        let ctx = match ctx {
+            Some((role, ref value)) if role == ri => value,
+            _ => &ctx.insert((ri, context_of(ri))).1,
+        };
+        let text = templates.render(template, ctx).ok()?;
+        let sha256 = state::digest::sha256(text.as_bytes());
+        rendered.push((Arc::from(text), sha256));
+    }
+    let resources = layout
+        .slots
+        .iter()
+        .map(|slot| match slot {
+            Slot::Shared(r) => Arc::clone(r),
+            &Slot::Rendered { role, decl, render } => {
+                let (role, decl) = (&lowered[role], &lowered[role].decls[decl]);
+                let (text, sha256) = &rendered[render];
+                let spec = decl.body.with_rendered(Arc::clone(text), sha256.clone());
+                Arc::new(resource(role.doc, decl, spec))
+            }
+        })
+        .collect();
+    Some(resources)
+}
+
+/// A node's resources assembled declaration by declaration, with every problem reported:
+/// renders that fail, conflicting declarations, unknown edge targets, cycles.
+fn assemble(
+    selected: &[usize],
+    lowered: &[LoweredRole<'_>],
+    templates: &Templates,
+    context_of: &dyn Fn(usize) -> Value,
+    name: &str,
+    rejected: &HashSet<ResourceId>,
+    per_node: &mut PerNode,
+) -> Vec<Arc<DesiredResource>> {
+    // Sized up front: a node's resources are not regrown (and copied) role by role.
+    let mut assembly =
+        Assembly::with_capacity(selected.iter().map(|&ri| lowered[ri].decls.len()).sum());
+    for &ri in selected {
+        let LoweredRole {
+            doc: role,
+            decls,
+            shared,
+            ..
+        } = &lowered[ri];
+        let mut ctx: Option<Value> = None;
+        // Renders of this role on this node, by template: the same template with the
+        // same context renders the same text, so it is rendered (and digested) once.
+        let mut rendered: Vec<(&str, Result<Rendered, Diagnostic>)> = Vec::new();
+        for (decl, shared) in decls.iter().zip(shared) {
+            let resource = match (&decl.body, shared) {
+                (_, Some(shared)) => Arc::clone(shared),
+                (templated, None) => {
+                    let template = templated.template().unwrap_or_default();
+                    let i = match rendered.iter().position(|(t, _)| *t == template) {
+                        Some(i) => i,
+                        None => {
+                            let ctx = ctx.get_or_insert_with(|| context_of(ri));
+                            let result = templates.render(template, ctx).map(|text| {
+                                let sha256 = state::digest::sha256(text.as_bytes());
+                                (Arc::from(text), sha256)
+                            });
+                            rendered.push((template, result));
+                            rendered.len() - 1
+                        }
+                    };
+                    match &rendered[i].1 {
+                        Ok((text, sha256)) => Arc::new(resource(
+                            role,
+                            decl,
+                            templated.with_rendered(Arc::clone(text), sha256.clone()),
+                        )),
+                        Err(d) => {
+                            let d = d.clone().related(
+                                &decl.file,
+                                decl.pos.line,
+                                decl.pos.column,
+                                format!(
+                                    "rendered for `{}` of role `{}`",
+                                    decl.id, role.doc.metadata.name
+                                ),
+                            );
+                            per_node.add(d, name);
+                            assembly.failed.insert(decl.id.clone());
+                            continue;
+                        }
+                    }
+                }
+            };
+            assembly.add(role, decl, resource, name, per_node);
+        }
+    }
+    assembly.finish(name, rejected, per_node)
 }
 
 fn fleet_settings(
@@ -528,6 +682,24 @@ fn context(
     Value::from(map)
 }
 
+/// A template's output and its digest.
+type Rendered = (Arc<str>, String);
+
+/// The resource `decl` of `role` becomes with `spec`.
+pub(crate) fn resource(role: &Located<RoleDoc>, decl: &Decl, spec: Spec) -> DesiredResource {
+    DesiredResource {
+        id: decl.id.clone(),
+        spec,
+        requires: decl.requires.clone(),
+        notify: decl.notify.clone(),
+        origin: Origin {
+            role: role.doc.metadata.name.clone(),
+            file: decl.file.clone(),
+            line: decl.pos.line,
+        },
+    }
+}
+
 /// Problems found per node, reported once with the nodes they occur on.
 #[derive(Default)]
 struct PerNode {
@@ -585,7 +757,7 @@ impl PerNode {
 /// Collects one node's resources from its roles, merging identical declarations.
 #[derive(Default)]
 struct Assembly<'a> {
-    resources: Vec<DesiredResource>,
+    resources: Vec<Arc<DesiredResource>>,
     sources: Vec<(&'a Decl, &'a str)>,
     index: HashMap<&'a ResourceId, usize>,
     /// Declared for this node but failed to render: already reported.
@@ -606,13 +778,15 @@ impl<'a> Assembly<'a> {
         &mut self,
         role: &'a Located<RoleDoc>,
         decl: &'a Decl,
-        spec: Spec,
+        resource: Arc<DesiredResource>,
         node: &str,
         per_node: &mut PerNode,
     ) {
         if let Some(&i) = self.index.get(&decl.id) {
             let (first, first_role) = self.sources[i];
-            if self.resources[i].spec != spec {
+            let same = Arc::ptr_eq(&self.resources[i], &resource)
+                || self.resources[i].spec == resource.spec;
+            if !same {
                 let d = Diagnostic::new(
                     Code::Conflict,
                     &decl.file,
@@ -632,15 +806,21 @@ impl<'a> Assembly<'a> {
                 .hint("declare the resource in one role, or make both declarations identical");
                 per_node.add(d, node);
             } else {
-                let r = &mut self.resources[i];
-                for dep in &decl.requires {
-                    if !r.requires.contains(dep) {
-                        r.requires.push(dep.clone());
+                let have = &self.resources[i];
+                let new_requires = decl.requires.iter().any(|d| !have.requires.contains(d));
+                let new_notify = decl.notify.iter().any(|n| !have.notify.contains(n));
+                if new_requires || new_notify {
+                    // Only now is this node's copy made its own.
+                    let r = Arc::make_mut(&mut self.resources[i]);
+                    for dep in &decl.requires {
+                        if !r.requires.contains(dep) {
+                            r.requires.push(dep.clone());
+                        }
                     }
-                }
-                for n in &decl.notify {
-                    if !r.notify.contains(n) {
-                        r.notify.push(n.clone());
+                    for n in &decl.notify {
+                        if !r.notify.contains(n) {
+                            r.notify.push(n.clone());
+                        }
                     }
                 }
             }
@@ -648,17 +828,7 @@ impl<'a> Assembly<'a> {
         }
         self.index.insert(&decl.id, self.resources.len());
         self.sources.push((decl, &role.doc.metadata.name));
-        self.resources.push(DesiredResource {
-            id: decl.id.clone(),
-            spec,
-            requires: decl.requires.clone(),
-            notify: decl.notify.clone(),
-            origin: Origin {
-                role: role.doc.metadata.name.clone(),
-                file: decl.file.clone(),
-                line: decl.pos.line,
-            },
-        });
+        self.resources.push(resource);
     }
 
     fn finish(
@@ -666,7 +836,7 @@ impl<'a> Assembly<'a> {
         node: &str,
         rejected: &std::collections::HashSet<ResourceId>,
         per_node: &mut PerNode,
-    ) -> Vec<DesiredResource> {
+    ) -> Vec<Arc<DesiredResource>> {
         for (r, (decl, role)) in self.resources.iter().zip(&self.sources) {
             for (edge, targets) in [("requires", &r.requires), ("notify", &r.notify)] {
                 for t in targets {
@@ -712,5 +882,89 @@ impl<'a> Assembly<'a> {
             }
         }
         self.resources
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{compile, compile_with};
+    use crate::snapshot::Snapshot;
+    use std::path::Path;
+
+    fn read_dir(root: &Path, dir: &Path, snapshot: &mut Snapshot) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                read_dir(root, &path, snapshot);
+            } else if let (Ok(rel), Ok(bytes)) = (path.strip_prefix(root), std::fs::read(&path)) {
+                snapshot.insert(rel.to_string_lossy().into_owned(), bytes);
+            }
+        }
+    }
+
+    /// Layouts (one merge and order per set of roles) give exactly what assembling every
+    /// node on its own gives: the example repository, every broken repository of the corpus
+    /// (conflicts, cycles, failed renders, unknown targets...), and a fleet large enough to
+    /// compile on several threads with some nodes whose template fails to render.
+    #[test]
+    fn layouts_change_nothing() {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut repos = vec![manifest.join("../../example-repo")];
+        if let Ok(cases) = std::fs::read_dir(manifest.join("test_data/broken")) {
+            repos.extend(cases.flatten().map(|c| c.path().join("repo")));
+        }
+        let mut snapshots = Vec::new();
+        for repo in &repos {
+            let mut snapshot = Snapshot::new(Some("test".into()));
+            read_dir(repo, repo, &mut snapshot);
+            if !snapshot.files.is_empty() {
+                snapshots.push((repo.display().to_string(), snapshot));
+            }
+        }
+        assert!(
+            snapshots.len() > 40,
+            "found {} repositories",
+            snapshots.len()
+        );
+        let mut large = Snapshot::new(None);
+        for i in 0..600 {
+            let tier = ["web", "db", "cache"][i % 3];
+            // Every 50th node lacks `port`: its render fails.
+            let vars = if i % 50 == 7 { "{}" } else { "{port: 80}" };
+            large.insert(
+                format!("nodes/n{i:04}.yaml"),
+                format!("apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: n{i:04}\n  labels: {{tier: {tier}}}\nspec:\n  vars: {vars}\n").into_bytes(),
+            );
+        }
+        for (name, selector) in [
+            ("all", "{}"),
+            ("web", "{matchLabels: {tier: web}}"),
+            ("db", "{matchLabels: {tier: db}}"),
+        ] {
+            large.insert(
+                format!("roles/{name}.yaml"),
+                format!("apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {{name: {name}}}\nspec:\n  selector: {selector}\n  resources:\n    - directory: /etc/app\n      mode: \"0755\"\n    - file: /etc/app/{name}.conf\n      template: files/app.conf.j2\n      notify: [service:app]\n    - file: /etc/app/{name}-static.conf\n      content: \"x\\n\"\n      requires: [directory:/etc/app]\n    - service: app\n      enabled: true\n").into_bytes(),
+            );
+        }
+        large.insert(
+            "files/app.conf.j2",
+            b"port = {{ port }} on {{ node.name }}\n".to_vec(),
+        );
+        snapshots.push(("large".into(), large));
+        for (name, snapshot) in &snapshots {
+            let fast = compile(snapshot);
+            let slow = compile_with(snapshot, false);
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{name}");
+        }
+        let (_, large) = &snapshots[snapshots.len() - 1];
+        let compiled = compile(large);
+        assert_eq!(compiled.model.desired().count(), 600);
+        assert!(
+            compiled.has_errors(),
+            "the nodes without `port` fail to render"
+        );
     }
 }

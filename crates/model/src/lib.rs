@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod diagnostic;
+mod layout;
 pub mod loader;
 pub mod lower;
 pub mod manifest;

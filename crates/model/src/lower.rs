@@ -42,21 +42,20 @@ impl Body {
         }
     }
 
-    /// The spec with `text` as the rendered file content or unit file (a static body is
-    /// returned as it is).
-    pub fn with_rendered(&self, text: String) -> Spec {
-        let sha256 = state::digest::sha256(text.as_bytes());
+    /// The spec with `text` (whose digest is `sha256`) as the rendered file content or unit
+    /// file (a static body is returned as it is).
+    pub fn with_rendered(&self, text: Arc<str>, sha256: String) -> Spec {
         match self {
             Body::Static(spec) => spec.clone(),
             Body::FileTemplate { base, .. } => Spec::File(FileSpec {
                 sha256: Some(sha256),
-                content: Some(Arc::from(text)),
+                content: Some(text),
                 ..base.clone()
             }),
             Body::UnitTemplate { base, .. } => Spec::Service(ServiceSpec {
                 unit: Some(UnitFile {
                     sha256,
-                    content: Arc::from(text),
+                    content: text,
                 }),
                 ..base.clone()
             }),

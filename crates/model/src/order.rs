@@ -6,6 +6,7 @@
 use state::{DesiredResource, ResourceId, ResourceKind, Spec};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 
 fn rank(kind: ResourceKind) -> usize {
     ResourceKind::ALL
@@ -26,7 +27,28 @@ fn path_of(spec: &Spec) -> Option<&str> {
 /// Orders `resources` (declaration order in, apply order out). On a cycle returns the ids on
 /// it, each one depending on (applied after) the next and the last on the first, and leaves
 /// `resources` as it was.
-pub fn order(resources: &mut [DesiredResource]) -> Result<(), Vec<ResourceId>> {
+pub fn order(resources: &mut [Arc<DesiredResource>]) -> Result<(), Vec<ResourceId>> {
+    let sequence = sequence(resources)?;
+    // Permute in place: `dest[i]` is where the resource now at `i` goes; every swap puts one
+    // resource in its final place. (Moving them through a second vector cost a copy of
+    // every node's resources.)
+    let mut dest = vec![0usize; resources.len()];
+    for (k, &i) in sequence.iter().enumerate() {
+        dest[i] = k;
+    }
+    for i in 0..resources.len() {
+        while dest[i] != i {
+            let j = dest[i];
+            resources.swap(i, j);
+            dest.swap(i, j);
+        }
+    }
+    Ok(())
+}
+
+/// The apply order of `resources` (in declaration order) as their indices; on a cycle, the
+/// ids on it as [`order`] reports them.
+pub fn sequence(resources: &[Arc<DesiredResource>]) -> Result<Vec<usize>, Vec<ResourceId>> {
     let n = resources.len();
     let index: HashMap<&ResourceId, usize> = resources
         .iter()
@@ -89,21 +111,7 @@ pub fn order(resources: &mut [DesiredResource]) -> Result<(), Vec<ResourceId>> {
             .map(|i| resources[i].id.clone())
             .collect());
     }
-    // Permute in place: `dest[i]` is where the resource now at `i` goes; every swap puts one
-    // resource in its final place. (Moving them through a second vector cost a copy of
-    // every node's resources.)
-    let mut dest = vec![0usize; n];
-    for (k, &i) in sequence.iter().enumerate() {
-        dest[i] = k;
-    }
-    for i in 0..n {
-        while dest[i] != i {
-            let j = dest[i];
-            resources.swap(i, j);
-            dest.swap(i, j);
-        }
-    }
-    Ok(())
+    Ok(sequence)
 }
 
 /// A cycle among the nodes Kahn's algorithm could not place (indegree still > 0).

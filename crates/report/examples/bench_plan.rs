@@ -102,6 +102,21 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// User plus system CPU time of this process so far (all threads), in ms.
+fn cpu_ms() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second on Linux); the
+    // command name (field 2) is in parentheses and may contain spaces.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+            Some((ticks(11)? + ticks(12)?) * 10.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -123,17 +138,20 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(200);
     println!(
-        "| nodes | resources/node | compile base+head ms | plan ms | change sets ms | render md+json+text ms | total ms | change sets | md chars | peak RSS MB |"
+        "| nodes | resources/node | compile base+head ms | plan ms | change sets ms | render md+json+text ms | total ms | CPU ms | change sets | md chars | peak RSS MB |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for nodes in sizes {
         let base_snap = fleet(nodes, resources, false);
         let head_snap = fleet(nodes, resources, true);
 
+        let cpu_before = cpu_ms();
         let t = Instant::now();
-        let base = model::compile(&base_snap);
-        let head = model::compile(&head_snap);
+        // Both revisions from their snapshots, at the same time (as `centossrv plan` does).
+        let (head, base) = report::fleet::compile_revisions(&head_snap, Some(&base_snap));
+        let base = base.expect("base compiled");
         let compile_ms = ms(t);
+        let cpu_compile = cpu_ms() - cpu_before;
         assert!(
             !head.has_errors(),
             "{:?}",
@@ -161,6 +179,7 @@ fn main() {
             observed.insert(name.to_owned(), o);
         }
 
+        let cpu_before = cpu_ms();
         let t = Instant::now();
         let plans = report::fleet::plan_fleet(&head, Some(&base), &observed);
         let plan_ms = ms(t);
@@ -184,9 +203,10 @@ fn main() {
         let text = report::text::text(&built, false);
         let render_ms = ms(t);
         std::hint::black_box((&json, &text));
+        let cpu = cpu_compile + cpu_ms() - cpu_before;
 
         println!(
-            "| {nodes} | {per_node} | {compile_ms:.0} | {plan_ms:.0} | {group_ms:.0} | {render_ms:.0} | {:.0} | {} | {} | {:.0} |",
+            "| {nodes} | {per_node} | {compile_ms:.0} | {plan_ms:.0} | {group_ms:.0} | {render_ms:.0} | {:.0} | {cpu:.0} | {} | {} | {:.0} |",
             compile_ms + plan_ms + group_ms + render_ms,
             built.change_sets.len(),
             md.chars().count(),

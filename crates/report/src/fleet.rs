@@ -1,9 +1,26 @@
 //! Plans a whole fleet: every node of head (and every node that left the inventory since
 //! base) against its observed state, with base's desired state as the reference for causes.
 
-use model::Compiled;
+use model::{Compiled, Snapshot};
 use state::{NodePlan, ObservedState, plan};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Compiles head and base at the same time: each compile spreads its nodes over the cores,
+/// and the two overlap each other's single-threaded parts (loading results, lowering roles,
+/// merging). The results are those of two separate `model::compile` calls.
+pub fn compile_revisions(head: &Snapshot, base: Option<&Snapshot>) -> (Compiled, Option<Compiled>) {
+    let Some(base) = base else {
+        return (model::compile(head), None);
+    };
+    std::thread::scope(|scope| {
+        let base = scope.spawn(|| model::compile(base));
+        let head = model::compile(head);
+        match base.join() {
+            Ok(base) => (head, Some(base)),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
 
 /// One plan per node, sorted by node name. When head does not compile, nothing is planned:
 /// the report shows the errors instead of plans computed from a broken model.

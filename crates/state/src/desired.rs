@@ -3,6 +3,7 @@
 use crate::resource::{ResourceId, Spec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Version of the `DesiredState` JSON format; bumped on any incompatible change.
 pub const DESIRED_FORMAT: u32 = 1;
@@ -40,7 +41,9 @@ pub struct DesiredState {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Resources in apply order: every `requires` target comes before its dependant.
-    pub resources: Vec<DesiredResource>,
+    /// Shared (`Arc`): a resource declared the same way for many nodes is one allocation
+    /// that every node's state points to (it serializes as the resource itself).
+    pub resources: Vec<Arc<DesiredResource>>,
 }
 
 impl DesiredState {
@@ -50,9 +53,12 @@ impl DesiredState {
             resources: self
                 .resources
                 .iter()
-                .map(|r| DesiredResource {
-                    spec: r.spec.redacted(),
-                    ..r.clone()
+                .map(|r| match &r.spec {
+                    Spec::File(f) if f.sensitive => Arc::new(DesiredResource {
+                        spec: r.spec.redacted(),
+                        ..DesiredResource::clone(r)
+                    }),
+                    _ => Arc::clone(r),
                 })
                 .collect(),
             ..self.clone()
@@ -60,6 +66,6 @@ impl DesiredState {
     }
 
     pub fn get(&self, id: &ResourceId) -> Option<&DesiredResource> {
-        self.resources.iter().find(|r| &r.id == id)
+        self.resources.iter().map(|r| &**r).find(|r| &r.id == id)
     }
 }

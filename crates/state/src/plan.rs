@@ -8,7 +8,13 @@ use crate::digest::sha256;
 use crate::observed::ObservedState;
 use crate::resource::{Ensure, PackageEnsure, ResourceId, ResourceKind, ServiceState, Spec};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Hash maps of the per-node lookups: foldhash (randomly seeded, much faster than SipHash on
+/// short ids).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Version of the plan's canonical form (what the digest is computed over).
 pub const PLAN_FORMAT: u32 = 1;
@@ -148,26 +154,35 @@ pub fn plan(
     };
     let mut changes = Vec::new();
     let mut used_observations: BTreeMap<&ResourceId, &Spec> = BTreeMap::new();
-    let base_index: std::collections::HashMap<&ResourceId, &Spec> = base
-        .map(|b| b.resources.iter().map(|r| (&r.id, &r.spec)).collect())
-        .unwrap_or_default();
     let empty = Vec::new();
     let desired_resources = desired.map_or(&empty, |d| &d.resources);
-    for r in desired_resources {
-        let base_spec = base_index.get(&r.id).copied();
+    let base_resources = base.map_or(&empty, |b| &b.resources);
+    // Base's resources are usually head's, in the same order: found by position, and by id
+    // (an index built on first need) only where the two differ.
+    let mut base_index: Option<FastMap<&ResourceId, &Spec>> = None;
+    let mut base_in_step = desired_resources.len() == base_resources.len();
+    // The observed entries desired resources were found in, by address.
+    let mut observed_hits: Vec<usize> = Vec::with_capacity(desired_resources.len());
+    for (i, r) in desired_resources.iter().enumerate() {
+        let base_spec = match base_resources.get(i) {
+            Some(b) if Arc::ptr_eq(b, r) || b.id == r.id => Some(&b.spec),
+            _ => {
+                base_in_step = false;
+                base_index
+                    .get_or_insert_with(|| {
+                        base_resources.iter().map(|r| (&r.id, &r.spec)).collect()
+                    })
+                    .get(&r.id)
+                    .copied()
+            }
+        };
         let (before, unobserved) = match observed {
             Some(o) => match o.resources.get(&r.id) {
                 Some(spec) => {
+                    observed_hits.push(std::ptr::from_ref(spec) as usize);
                     if in_sync(&r.spec, spec) {
                         debug_assert!(
-                            resource_change(
-                                &r.id,
-                                &r.spec,
-                                Some(spec),
-                                base_index.get(&r.id).copied(),
-                                false
-                            )
-                            .is_none(),
+                            resource_change(&r.id, &r.spec, Some(spec), base_spec, false).is_none(),
                             "fast path disagrees with the full comparison for {}",
                             r.id
                         );
@@ -186,15 +201,27 @@ pub fn plan(
         }
     }
     add_restarts(desired_resources, &mut changes);
-    // Resources managed before (base, or reported by the agent) but not any more.
-    let desired_ids: std::collections::HashSet<&ResourceId> =
-        desired_resources.iter().map(|r| &r.id).collect();
+    // Resources managed before (base, or reported by the agent) but not any more. None from
+    // base when base has head's resources in the same order; none from the observed state
+    // when every observed entry is one a desired resource was found in.
+    observed_hits.sort_unstable();
+    observed_hits.dedup();
+    let observed_all_desired = observed.is_none_or(|o| o.resources.len() == observed_hits.len());
     let mut gone: BTreeSet<&ResourceId> = BTreeSet::new();
-    let previously = base
-        .into_iter()
-        .flat_map(|b| b.resources.iter().map(|r| &r.id))
-        .chain(observed.into_iter().flat_map(|o| o.resources.keys()));
-    gone.extend(previously.filter(|id| !desired_ids.contains(id)));
+    if !(base_in_step && observed_all_desired) {
+        let desired_ids: FastSet<&ResourceId> = desired_resources.iter().map(|r| &r.id).collect();
+        let previously = base_resources
+            .iter()
+            .filter(|_| !base_in_step)
+            .map(|r| &r.id)
+            .chain(
+                observed
+                    .into_iter()
+                    .filter(|_| !observed_all_desired)
+                    .flat_map(|o| o.resources.keys()),
+            );
+        gone.extend(previously.filter(|id| !desired_ids.contains(id)));
+    }
     for id in gone {
         changes.push(Change {
             id: id.clone(),
@@ -622,7 +649,10 @@ pub fn unified_diff(name: &str, old: &str, new: &str) -> String {
 
 /// Adds a restart for every service notified by a changed resource, unless the service is
 /// itself created or stopped by the plan.
-fn add_restarts(desired: &[crate::desired::DesiredResource], changes: &mut Vec<Change>) {
+fn add_restarts(
+    desired: &[std::sync::Arc<crate::desired::DesiredResource>],
+    changes: &mut Vec<Change>,
+) {
     let mut triggers: BTreeMap<ResourceId, (Vec<ResourceId>, Cause)> = BTreeMap::new();
     for change in changes.iter() {
         let Some(r) = desired.iter().find(|r| r.id == change.id) else {

@@ -65,7 +65,7 @@ fn desired(resources: Vec<DesiredResource>) -> DesiredState {
         node: "web-01".into(),
         commit: None,
         labels: Default::default(),
-        resources,
+        resources: resources.into_iter().map(std::sync::Arc::new).collect(),
     }
 }
 

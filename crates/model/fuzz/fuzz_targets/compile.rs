@@ -154,7 +154,7 @@ fn check_cycle(message: &str, desired: &[(&str, &DesiredState)]) {
     let find = |id: &ResourceId| -> Vec<&DesiredResource> {
         desired
             .iter()
-            .filter_map(|(_, s)| s.resources.iter().find(|r| &r.id == id))
+            .filter_map(|(_, s)| s.resources.iter().map(|r| &**r).find(|r| &r.id == id))
             .collect()
     };
     let Ok(ids) = text
