@@ -106,7 +106,7 @@ fn desired_state(node: usize, c: usize) -> DesiredState {
         node: format!("node{node:05}"),
         commit: None,
         labels: BTreeMap::from([("role".to_owned(), format!("r{role}"))]),
-        resources,
+        resources: resources.into_iter().map(Arc::new).collect(),
     }
 }
 

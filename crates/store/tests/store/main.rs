@@ -93,7 +93,7 @@ fn desired(node: &str, commit: Option<&str>, resources: Vec<DesiredResource>) ->
         node: node.into(),
         commit: commit.map(str::to_owned),
         labels: labels(&[("role", "web")]),
-        resources,
+        resources: resources.into_iter().map(Arc::new).collect(),
     }
 }
 
