@@ -1,6 +1,6 @@
 //! Drift watch (`centossrv-agent watch DESIRED.json [--enforce]`): observe once and report
 //! the current drift, then wait on inotify watches of the directories holding managed paths
-//! (and a timer for what has no events: packages, users, groups, sysctls), debounce, re-observe
+//! (and a timer for what has no events: packages, users, groups, sysctls, services), debounce, re-observe
 //! only the resources concerned, re-plan them with the shared `state::plan()` and report one
 //! event per drifted property. With `--enforce`, drifted resources are applied back through
 //! the normal apply path (a generation is recorded, the report is an event).

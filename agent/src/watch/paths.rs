@@ -65,7 +65,12 @@ impl PathIndex {
                     index.periodic.push(r.id.clone());
                 }
                 Spec::Package(_) => index.periodic.push(r.id.clone()),
-                Spec::Service(_) => {}
+                Spec::Service(svc) => {
+                    // Unit file and drop-in have events; enabled and running do not.
+                    add(&mut index, &crate::unit::unit_path(&svc.name), &r.id);
+                    add(&mut index, &crate::unit::drop_in_path(&svc.name), &r.id);
+                    index.periodic.push(r.id.clone());
+                }
             }
             if owner_managed(&r.spec) {
                 for file in ACCOUNT_FILES {

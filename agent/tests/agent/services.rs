@@ -989,3 +989,51 @@ fn cli_applies_services_through_the_supervisor() {
 fn status_pid(sb: &Sandbox, name: &str) -> u32 {
     status(sb, name).pid.expect("running")
 }
+
+#[test]
+fn watch_reports_service_drift_from_unit_edits_and_stopped_processes() {
+    let sb = Sandbox::new();
+    let _supervisor = Supervisor::start(&sb);
+    let spec = service("watched", &loop_unit("while true; do sleep 1; done"));
+    let desired = desired(vec![Spec::Service(spec)]);
+    let path = write_desired(&sb.base, "desired.json", &desired);
+    let report = apply_with(&sb, &host(&sb), &desired);
+    assert_eq!(report.status, ApplyStatus::Applied, "{report:#?}");
+    let mut w = crate::watch::Watch::start(
+        &sb,
+        &path,
+        &["--service-backend", "supervisor", "--interval", "1s"],
+    );
+    assert_eq!(
+        w.seen.last().expect("ready")["periodic"],
+        1,
+        "{:#?}",
+        w.seen
+    );
+    // A hand edit of the unit file is seen through its directory's events.
+    let unit = sb.path("/etc/systemd/system/watched.service");
+    let mut text = std::fs::read_to_string(&unit).expect("unit");
+    text.push_str("# edited by hand\n");
+    std::fs::write(&unit, text).expect("edit unit");
+    let got = w.until(|e| e["event"] == "drift" && e["id"] == "service:watched");
+    let drift = got.last().expect("drift");
+    assert!(
+        drift["before"] != drift["after"],
+        "a drift names what changed: {drift:#}"
+    );
+    // Put it back: resolved.
+    std::fs::write(&unit, loop_unit("while true; do sleep 1; done")).expect("restore");
+    w.until(|e| e["event"] == "resolved" && e["id"] == "service:watched");
+    // A stopped process has no event: the timer finds it.
+    protocol::call(
+        &sb.state,
+        Op::Stop {
+            service: "watched".into(),
+        },
+        Duration::from_secs(10),
+    )
+    .expect("stop");
+    let got = w.until(|e| e["event"] == "drift" && e["id"] == "service:watched");
+    let drift = got.last().expect("drift");
+    assert_eq!(drift["property"], "state", "{drift:#}");
+}

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running `watch`, killed when dropped (even when the test fails).
-struct Watch {
+pub(crate) struct Watch {
     child: Child,
     events: Receiver<Value>,
     /// Every event received so far.
-    seen: Vec<Value>,
+    pub(crate) seen: Vec<Value>,
 }
 
 impl Drop for Watch {
@@ -31,7 +31,7 @@ impl Drop for Watch {
 }
 
 impl Watch {
-    fn start(sb: &Sandbox, desired: &std::path::Path, extra: &[&str]) -> Watch {
+    pub(crate) fn start(sb: &Sandbox, desired: &std::path::Path, extra: &[&str]) -> Watch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_centossrv-agent"))
             .arg("watch")
             .arg(desired)
@@ -68,7 +68,7 @@ impl Watch {
 
     /// Receives events until one satisfies `done`; returns the events received meanwhile,
     /// that one included.
-    fn until(&mut self, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub(crate) fn until(&mut self, done: impl Fn(&Value) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + TIMEOUT;
         let mut got = Vec::new();
         loop {
