@@ -310,7 +310,22 @@ pub fn apply(
     // Verify: a resource reported changed must now be in sync. When nothing was attempted
     // (the common no-op run) the host is as observed: observing it again would double the
     // cost of a no-op apply (one stat and one read per file) and find nothing new.
-    let after = if touched {
+    // When only files were attempted, nothing else can have changed through them (no
+    // owner renamed, no package installed, no symlink re-pointed above a managed path): only
+    // those files are observed again, the rest keeps the first observation.
+    let only_files = done.keys().all(|id| id.kind == state::ResourceKind::File);
+    let after = if touched && only_files {
+        let fresh = observe::observe_where(host, desired, |id| done.contains_key(id));
+        let mut after = observation;
+        for id in done.keys() {
+            after.state.resources.remove(*id);
+            after.problems.remove(*id);
+        }
+        after.state.resources.extend(fresh.state.resources);
+        after.problems.extend(fresh.problems);
+        after.state.observed_at = fresh.state.observed_at;
+        after
+    } else if touched {
         // Not needed any more: do not hold two observations at once.
         drop(observation);
         observe(host, desired)

@@ -47,13 +47,22 @@ pub struct Observation {
 
 /// Observes every supported resource of `desired`.
 pub fn observe(host: &dyn Host, desired: &DesiredState) -> Observation {
+    observe_where(host, desired, |_| true)
+}
+
+/// Observes the resources of `desired` that `wanted` accepts.
+pub fn observe_where(
+    host: &dyn Host,
+    desired: &DesiredState,
+    wanted: impl Fn(&ResourceId) -> bool,
+) -> Observation {
     let mut state = ObservedState::new(desired.node.clone());
     state.observed_at = Some(crate::time::rfc3339(host.now()));
     state.facts = facts(host);
     let mut problems = BTreeMap::new();
     // Read once, when the first sysctl needs it.
     let mut persisted: Option<Result<BTreeMap<String, String>, String>> = None;
-    for r in &desired.resources {
+    for r in desired.resources.iter().filter(|r| wanted(&r.id)) {
         let result = match &r.spec {
             Spec::File(d) => observe_file(host, d).map(Some).map_err(|e| e.to_string()),
             Spec::Directory(d) => observe_path(host, &d.path, ResourceKind::Directory)

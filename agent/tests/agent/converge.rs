@@ -132,6 +132,16 @@ fn hand_edit_is_exactly_one_drifted_resource() {
     assert_eq!(sb.read("/proc/sys/net/core/somaxconn"), "4096\n");
     let (_, plan) = agent::apply::plan_now(&sb.host(), &desired);
     assert!(!plan.has_host_changes(), "{plan:#?}");
+
+    // Files only: just the fixed file is observed again; the reported observed state is
+    // still the whole converged host, equal to a fresh observation.
+    std::fs::write(sb.path("/etc/app/app.conf"), "listen = 9090\nworkers = 4\n").expect("edit");
+    let report = sb.apply(&desired);
+    assert_eq!((report.totals.changed, report.totals.failed), (1, 0));
+    let reported = report.observed.expect("observed");
+    let fresh = agent::observe::observe(&sb.host(), &desired).state;
+    assert_eq!(reported.resources, fresh.resources);
+    assert!(!state::plan(Some(&desired), Some(&reported), None).has_host_changes());
 }
 
 #[test]
