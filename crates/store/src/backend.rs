@@ -94,31 +94,19 @@ impl Backend {
             // at once instead of after the pool's retries time out.
             PgConnection::connect_with(&options)
                 .await
-                .map_err(|source| StoreError::Connect {
-                    url: redact_url(url),
-                    source,
-                })?
+                .map_err(connect_error(url))?
                 .close()
                 .await
-                .map_err(|source| StoreError::Connect {
-                    url: redact_url(url),
-                    source,
-                })?;
+                .map_err(connect_error(url))?;
             let pool = PgPoolOptions::new()
                 .max_connections(POSTGRES_MAX_CONNECTIONS)
                 .connect_with(options)
                 .await
-                .map_err(|source| StoreError::Connect {
-                    url: redact_url(url),
-                    source,
-                })?;
+                .map_err(connect_error(url))?;
             POSTGRES_MIGRATIONS
                 .run(&pool)
                 .await
-                .map_err(|source| StoreError::Migrate {
-                    url: redact_url(url),
-                    source,
-                })?;
+                .map_err(migrate_error(url))?;
             Ok(Backend::Postgres(pool))
         } else {
             Err(StoreError::UnsupportedUrl {
@@ -146,17 +134,11 @@ impl Backend {
             .max_connections(SQLITE_MAX_CONNECTIONS)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Connect {
-                url: redact_url(url),
-                source,
-            })?;
+            .map_err(connect_error(url))?;
         SQLITE_MIGRATIONS
             .run(&pool)
             .await
-            .map_err(|source| StoreError::Migrate {
-                url: redact_url(url),
-                source,
-            })?;
+            .map_err(migrate_error(url))?;
         Ok(Backend::Sqlite(pool))
     }
 
@@ -209,6 +191,22 @@ pub(crate) fn placeholders(count: usize, first: usize) -> String {
 /// Rows per multi-row statement: few round trips, well under both backends' limits on
 /// bound parameters (SQLite 32766, PostgreSQL 65535).
 pub(crate) const BATCH_ROWS: usize = 500;
+
+/// `StoreError::Connect` for `url`, password redacted.
+fn connect_error(url: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |source| StoreError::Connect {
+        url: redact_url(url),
+        source,
+    }
+}
+
+/// `StoreError::Migrate` for `url`, password redacted.
+fn migrate_error(url: &str) -> impl Fn(sqlx::migrate::MigrateError) -> StoreError + '_ {
+    move |source| StoreError::Migrate {
+        url: redact_url(url),
+        source,
+    }
+}
 
 #[cfg(test)]
 mod tests {
