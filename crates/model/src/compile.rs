@@ -806,23 +806,7 @@ impl<'a> Assembly<'a> {
                 .hint("declare the resource in one role, or make both declarations identical");
                 per_node.add(d, node);
             } else {
-                let have = &self.resources[i];
-                let new_requires = decl.requires.iter().any(|d| !have.requires.contains(d));
-                let new_notify = decl.notify.iter().any(|n| !have.notify.contains(n));
-                if new_requires || new_notify {
-                    // Only now is this node's copy made its own.
-                    let r = Arc::make_mut(&mut self.resources[i]);
-                    for dep in &decl.requires {
-                        if !r.requires.contains(dep) {
-                            r.requires.push(dep.clone());
-                        }
-                    }
-                    for n in &decl.notify {
-                        if !r.notify.contains(n) {
-                            r.notify.push(n.clone());
-                        }
-                    }
-                }
+                merge_edges(&mut self.resources[i], &decl.requires, &decl.notify);
             }
             return;
         }
@@ -883,6 +867,32 @@ impl<'a> Assembly<'a> {
         }
         self.resources
     }
+}
+
+/// Adds the `requires` and `notify` edges of a second declaration of the same resource.
+/// Returns whether any was new; only then is the (possibly shared) resource copied.
+pub(crate) fn merge_edges(
+    resource: &mut Arc<DesiredResource>,
+    requires: &[ResourceId],
+    notify: &[ResourceId],
+) -> bool {
+    let new_requires = requires.iter().any(|d| !resource.requires.contains(d));
+    let new_notify = notify.iter().any(|n| !resource.notify.contains(n));
+    if !(new_requires || new_notify) {
+        return false;
+    }
+    let r = Arc::make_mut(resource);
+    for dep in requires {
+        if !r.requires.contains(dep) {
+            r.requires.push(dep.clone());
+        }
+    }
+    for n in notify {
+        if !r.notify.contains(n) {
+            r.notify.push(n.clone());
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! declarations, merged and in apply order. It depends only on the roles, so it is computed
 //! once per set of roles, and each node with that set only renders its templates into it.
 
-use crate::compile::{LoweredRole, resource};
+use crate::compile::{LoweredRole, merge_edges, resource};
 use crate::order;
 use state::DesiredResource;
 use std::collections::HashMap;
@@ -56,20 +56,7 @@ impl<'a> Layout<'a> {
                     if !Arc::ptr_eq(have, new) && have.spec != new.spec {
                         return None;
                     }
-                    let new_requires = decl.requires.iter().any(|d| !have.requires.contains(d));
-                    let new_notify = decl.notify.iter().any(|n| !have.notify.contains(n));
-                    if new_requires || new_notify {
-                        let r: &mut DesiredResource = Arc::make_mut(&mut resources[i]);
-                        for dep in &decl.requires {
-                            if !r.requires.contains(dep) {
-                                r.requires.push(dep.clone());
-                            }
-                        }
-                        for n in &decl.notify {
-                            if !r.notify.contains(n) {
-                                r.notify.push(n.clone());
-                            }
-                        }
+                    if merge_edges(&mut resources[i], &decl.requires, &decl.notify) {
                         slots[i] = Slot::Shared(Arc::clone(&resources[i]));
                     }
                     continue;
