@@ -6,16 +6,10 @@
 use crate::generations::{self, Finished, GenerationError, GenerationKind, Header, Store, Target};
 use crate::host::{EntryKind, FileAttrs, Host, HostError, Meta, SYSCTL_PERSIST_PATH, Staged};
 use crate::observe::{self, observe, supported, unsupported_reason};
-use serde::{Deserialize, Serialize};
 use state::digest::sha256;
-use state::{
-    Action, DESIRED_FORMAT, DesiredState, Ensure, NodePlan, ObservedState, ResourceId, Spec,
-};
+use state::{Action, DESIRED_FORMAT, DesiredState, Ensure, NodePlan, ResourceId, Spec};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
-
-/// Version of the apply report's JSON form.
-pub const APPLY_FORMAT: u32 = 1;
 
 /// Default file mode when neither the desired state nor an existing file says.
 pub const DEFAULT_FILE_MODE: u32 = 0o644;
@@ -49,58 +43,7 @@ impl Default for ApplyOptions {
     }
 }
 
-pub use state::{ApplyStatus, Outcome};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResourceReport {
-    pub id: ResourceId,
-    /// The planned action; `None` when the resource was already in sync.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<Action>,
-    pub outcome: Outcome,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub duration_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Totals {
-    pub unchanged: usize,
-    pub changed: usize,
-    pub failed: usize,
-    #[serde(default)]
-    pub skipped: usize,
-}
-
-/// The result of `apply`, as JSON for the reconciler and as text for people.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApplyReport {
-    pub format: u32,
-    pub node: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    pub status: ApplyStatus,
-    /// The digest of the plan this agent derived (and, unless stale, executed).
-    pub plan_digest: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_digest: Option<String>,
-    /// For a stale apply: the plan the agent derived instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<NodePlan>,
-    /// The generation recorded before changing anything.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation: Option<u64>,
-    /// Every desired resource in apply order, then the ones no longer managed.
-    pub resources: Vec<ResourceReport>,
-    pub totals: Totals,
-    pub duration_ms: u64,
-    /// What the agent observed after applying (absent for a stale apply).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed: Option<ObservedState>,
-    /// Problems of the agent's own bookkeeping that did not stop the apply.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
+pub use state::{APPLY_FORMAT, ApplyReport, ApplyStatus, Outcome, ResourceReport, Totals};
 
 /// Checks what only the agent can check about a desired state before using it.
 pub fn check_desired(desired: &DesiredState) -> Result<(), ApplyError> {

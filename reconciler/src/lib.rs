@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod diagnostics_output;
+pub mod engine;
 pub mod masterless;
 pub mod observed_dir;
 pub mod source;

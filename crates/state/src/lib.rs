@@ -16,7 +16,8 @@ pub mod observed;
 pub mod outcome;
 pub mod parallel;
 pub mod plan;
+pub mod wire;
 
 pub use observed::{OBSERVED_FORMAT, ObservedState};
-pub use outcome::{ApplyStatus, Outcome};
+pub use outcome::{APPLY_FORMAT, ApplyReport, ApplyStatus, Outcome, ResourceReport, Totals};
 pub use plan::{Action, Cause, Change, NodePlan, NodeStatus, PropertyChange, plan};

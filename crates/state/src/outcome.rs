@@ -1,6 +1,7 @@
-//! How an apply ended, as a whole and per resource: the words the agent reports and the
-//! reconciler's store records (one definition, so a new outcome reaches both).
+//! How an apply ended, as a whole and per resource, and the apply report that carries it:
+//! what the agent reports and the reconciler records (one definition for both sides).
 
+use crate::{NodePlan, ObservedState, ResourceId, plan::Action};
 use serde::{Deserialize, Serialize};
 
 /// How an apply as a whole ended.
@@ -68,6 +69,60 @@ impl Outcome {
     pub fn parse(s: &str) -> Option<Outcome> {
         Outcome::ALL.into_iter().find(|v| v.as_str() == s)
     }
+}
+
+/// Version of the apply report's JSON form.
+pub const APPLY_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceReport {
+    pub id: ResourceId,
+    /// The planned action; `None` when the resource was already in sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub unchanged: usize,
+    pub changed: usize,
+    pub failed: usize,
+    #[serde(default)]
+    pub skipped: usize,
+}
+
+/// The result of `apply`, as JSON for the reconciler and as text for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    pub format: u32,
+    pub node: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    pub status: ApplyStatus,
+    /// The digest of the plan this agent derived (and, unless stale, executed).
+    pub plan_digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_digest: Option<String>,
+    /// For a stale apply: the plan the agent derived instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<NodePlan>,
+    /// The generation recorded before changing anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// Every desired resource in apply order, then the ones no longer managed.
+    pub resources: Vec<ResourceReport>,
+    pub totals: Totals,
+    pub duration_ms: u64,
+    /// What the agent observed after applying (absent for a stale apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedState>,
+    /// Problems of the agent's own bookkeeping that did not stop the apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[cfg(test)]
