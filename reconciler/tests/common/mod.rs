@@ -23,6 +23,8 @@ pub fn write(root: &Path, path: &str, text: &str) {
     std::fs::write(path, text).expect("write");
 }
 
+#[allow(dead_code)] // not every test binary uses the one-node fleet
 pub const NODE: &str =
     "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: web-01\n  labels: {role: web}\n";
+#[allow(dead_code)]
 pub const ROLE: &str = "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {role: web}}\n  resources:\n    - file: /etc/motd\n      template: files/motd.j2\n    - file: /etc/secret\n      content: hunter2\n      sensitive: true\n";

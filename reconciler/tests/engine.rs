@@ -1,0 +1,331 @@
+//! The engine against a real Git repository, a real store and the real agent library on
+//! sandbox roots, with the network left out: each "agent" is a task that answers the
+//! engine's frames by calling the same functions `centossrv-agent run` calls.
+
+mod common;
+
+use common::{git, write};
+use reconciler::engine::{ConnId, Engine, EngineConfig, Event, LocalBranch};
+use state::wire::{AgentMessage, PROTOCOL_VERSION, ServerMessage};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use store::Store;
+use tokio::sync::mpsc;
+
+const NODES: [&str; 3] = ["web-01", "web-02", "web-03"];
+
+fn fleet(root: &Path, motd: &str, stale: &str) {
+    write(
+        root,
+        "centossrv.yaml",
+        &format!(
+            "apiVersion: centossrv.io/v1\nkind: Fleet\nmetadata: {{name: t}}\nspec:\n  staleApply: {stale}\n"
+        ),
+    );
+    for n in NODES {
+        write(
+            root,
+            &format!("nodes/{n}.yaml"),
+            &format!(
+                "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: {n}\n  labels: {{role: web}}\n"
+            ),
+        );
+    }
+    write(
+        root,
+        "roles/web.yaml",
+        "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {role: web}}\n  resources:\n    - file: /etc/motd\n      template: files/motd.j2\n    - file: /etc/secret\n      content: hunter2\n      sensitive: true\n",
+    );
+    write(
+        root,
+        "files/motd.j2",
+        &format!("{motd} {{{{ node.name }}}}\n"),
+    );
+}
+
+/// One in-process agent: answers Observe and Apply with the agent library on `root`.
+fn spawn_agent(
+    node: &'static str,
+    conn: ConnId,
+    root: PathBuf,
+    events: mpsc::Sender<Event>,
+    tamper: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let (tx, mut rx) = mpsc::channel::<ServerMessage>(16);
+    tokio::spawn(async move {
+        events
+            .send(Event::AgentConnected {
+                node: node.to_owned(),
+                conn,
+                tx,
+            })
+            .await
+            .expect("engine running");
+        while let Some(message) = rx.recv().await {
+            let root = root.clone();
+            // A hand edit between the engine's observation and the apply, once.
+            let tamper = matches!(message, ServerMessage::Apply { .. })
+                && tamper.swap(false, Ordering::SeqCst);
+            let reply = tokio::task::spawn_blocking(move || answer(&root, message, tamper))
+                .await
+                .expect("agent task");
+            if let Some(message) = reply {
+                let event = Event::AgentMessage {
+                    node: node.to_owned(),
+                    conn,
+                    message,
+                };
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+fn answer(root: &Path, message: ServerMessage, tamper: bool) -> Option<AgentMessage> {
+    let host = agent::RealHost::new(root).expect("host");
+    let generations = agent::Store::new(agent::Store::default_dir(root));
+    match message {
+        ServerMessage::Observe {
+            request, desired, ..
+        } => {
+            let (observation, plan) = agent::apply::plan_now(&host, &desired);
+            Some(AgentMessage::Observed {
+                v: PROTOCOL_VERSION,
+                request,
+                observed: observation.state,
+                plan,
+            })
+        }
+        ServerMessage::Apply {
+            request,
+            desired,
+            approved_digest,
+            ..
+        } => {
+            if tamper {
+                std::fs::write(root.join("etc/motd"), "edited by hand\n").expect("edit");
+            }
+            let options = agent::ApplyOptions {
+                expect_digest: Some(approved_digest),
+                keep: 10,
+            };
+            let report = agent::apply(&host, &generations, &desired, &options).expect("apply");
+            Some(AgentMessage::Applied {
+                v: PROTOCOL_VERSION,
+                request: Some(request),
+                report: Box::new(report),
+            })
+        }
+        ServerMessage::Welcome { .. } | ServerMessage::Goodbye { .. } => None,
+    }
+}
+
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    work: PathBuf,
+    roots: Vec<PathBuf>,
+    store: Store,
+    events: mpsc::Sender<Event>,
+    tamper: Vec<Arc<AtomicBool>>,
+}
+
+async fn start(stale: &str) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bare = dir.path().join("fleet.git");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", bare.to_str().expect("utf-8")],
+    );
+    git(&work, &["init", "-q"]);
+    git(
+        &work,
+        &["remote", "add", "origin", bare.to_str().expect("utf-8")],
+    );
+    fleet(&work, "v1", stale);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-qm", "v1"]);
+    // Reviewed on a branch first: nothing is applied from it.
+    git(&work, &["push", "-q", "origin", "HEAD:refs/heads/feature"]);
+    let store = Store::open_data_dir(dir.path()).await.expect("store");
+    let source = Arc::new(LocalBranch {
+        repo: bare,
+        branch: "main".into(),
+    });
+    let config = EngineConfig {
+        tick: Duration::from_millis(200),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store.clone(), source, config);
+    let (events, rx) = mpsc::channel(1024);
+    tokio::spawn(engine.run(rx));
+    let mut roots = Vec::new();
+    let mut tamper = Vec::new();
+    for (i, node) in NODES.into_iter().enumerate() {
+        let root = dir.path().join(node);
+        std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+        let flag = Arc::new(AtomicBool::new(false));
+        spawn_agent(
+            node,
+            i as u64 + 1,
+            root.clone(),
+            events.clone(),
+            Arc::clone(&flag),
+        );
+        roots.push(root);
+        tamper.push(flag);
+    }
+    Fixture {
+        _dir: dir,
+        work,
+        roots,
+        store,
+        events,
+        tamper,
+    }
+}
+
+async fn runs(store: &Store, node: &str) -> Vec<store::ApplyRun> {
+    store.apply_runs_for(node, 100).await.expect("runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_applies_from_a_branch_then_main_converges_once() {
+    let f = start("hold").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for root in &f.roots {
+        assert!(!root.join("etc/motd").exists(), "applied from a branch");
+    }
+    git(&f.work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    f.events.send(Event::SourceChanged).await.expect("send");
+    wait_for("every node applied", async || {
+        f.roots
+            .iter()
+            .all(|r| std::fs::read_to_string(r.join("etc/motd")).is_ok())
+    })
+    .await;
+    for (node, root) in NODES.iter().zip(&f.roots) {
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/motd")).expect("motd"),
+            format!("v1 {node}\n")
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/secret")).expect("secret"),
+            "hunter2"
+        );
+    }
+    wait_for("runs recorded", async || {
+        let mut all = true;
+        for node in NODES {
+            let r = runs(&f.store, node).await;
+            all &= r.len() == 1 && r[0].status == Some(store::RunStatus::Applied);
+        }
+        all
+    })
+    .await;
+    // The same head again changes nothing.
+    f.events.send(Event::SourceChanged).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for node in NODES {
+        assert_eq!(runs(&f.store, node).await.len(), 1, "{node} applied twice");
+    }
+    // A new commit applies again, once per node; the store never holds the secret.
+    fleet(&f.work, "v2", "hold");
+    git(&f.work, &["commit", "-qam", "v2"]);
+    git(&f.work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    f.events.send(Event::SourceChanged).await.expect("send");
+    wait_for("v2 everywhere", async || {
+        f.roots.iter().zip(NODES).all(|(r, n)| {
+            std::fs::read_to_string(r.join("etc/motd")).ok() == Some(format!("v2 {n}\n"))
+        })
+    })
+    .await;
+    let verdict = f.store.audit_verify().await.expect("verify");
+    assert!(format!("{verdict:?}").contains("Intact"), "{verdict:?}");
+    let db = std::fs::read(f._dir.path().join(store::SQLITE_FILE_NAME)).expect("db");
+    assert!(
+        !db.windows(7).any(|w| w == b"hunter2"),
+        "the secret reached the database"
+    );
+}
+
+async fn stale_apply(mode: &str) -> Fixture {
+    let f = start(mode).await;
+    f.tamper[0].store(true, Ordering::SeqCst);
+    git(&f.work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    f.events.send(Event::SourceChanged).await.expect("send");
+    wait_for("the others applied", async || {
+        f.roots[1..].iter().all(|r| r.join("etc/motd").exists())
+    })
+    .await;
+    wait_for("the first node's run finished", async || {
+        runs(&f.store, NODES[0])
+            .await
+            .iter()
+            .any(|r| r.status == Some(store::RunStatus::Stale))
+    })
+    .await;
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_changed_after_its_plan_is_stale_and_held_for_an_operator() {
+    let f = stale_apply("hold").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let r = runs(&f.store, NODES[0]).await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(
+        r[0].message.as_deref().unwrap_or("").contains("stale"),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.roots[0].join("etc/motd")).expect("motd"),
+        "edited by hand\n",
+        "a held node must not be touched"
+    );
+    let audit = f.store.audit_list(None, 1000).await.expect("audit");
+    assert!(
+        audit
+            .items
+            .iter()
+            .any(|e| e.record.action == "apply.hold" && e.record.target == NODES[0]),
+        "hold not audited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_changed_after_its_plan_is_replanned_when_the_fleet_says_so() {
+    let f = stale_apply("replan").await;
+    wait_for("re-planned and applied", async || {
+        std::fs::read_to_string(f.roots[0].join("etc/motd"))
+            .ok()
+            .as_deref()
+            == Some("v1 web-01\n")
+    })
+    .await;
+    let r = runs(&f.store, NODES[0]).await;
+    let statuses: Vec<_> = r.iter().map(|r| r.status).collect();
+    assert!(
+        statuses.contains(&Some(store::RunStatus::Stale)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&Some(store::RunStatus::Applied)),
+        "{statuses:?}"
+    );
+}
