@@ -6,4 +6,5 @@ pub mod diagnostics_output;
 pub mod engine;
 pub mod masterless;
 pub mod observed_dir;
+pub mod serve;
 pub mod source;

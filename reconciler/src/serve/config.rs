@@ -1,0 +1,378 @@
+//! `centossrv serve` configuration: a TOML file, environment variables and flags, resolved
+//! once into a validated [`Config`] (flag over env over file over default), every problem
+//! reported at once. Secrets (database URL with a password, webhook secret) may come from a
+//! file, which must not be readable by group or others.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Flags of `centossrv serve`; each also reads `CENTOSSRV_<NAME>` from the environment.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the flags, with `_`).
+    #[arg(long, env = "CENTOSSRV_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (HTTPS: API, agents, webhooks). Port 0 picks a free port.
+    #[arg(long, env = "CENTOSSRV_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded database and the Git mirror [default: /var/lib/centossrv].
+    #[arg(long, env = "CENTOSSRV_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (`postgres://user@host/db`); the embedded SQLite when absent.
+    #[arg(
+        long,
+        env = "CENTOSSRV_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// File holding the PostgreSQL URL (for URLs with a password).
+    #[arg(long, env = "CENTOSSRV_DATABASE_URL_FILE", value_name = "FILE")]
+    pub database_url_file: Option<PathBuf>,
+    /// The fleet repository: a local path (read in place) or a remote URL (mirrored).
+    #[arg(long, env = "CENTOSSRV_REPO", value_name = "PATH|URL")]
+    pub repo: Option<String>,
+    /// The branch whose commits are applied [default: main].
+    #[arg(long, env = "CENTOSSRV_BRANCH")]
+    pub branch: Option<String>,
+    /// How often the repository is checked for a new commit [default: 60s].
+    #[arg(long, env = "CENTOSSRV_POLL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub poll: Option<Duration>,
+    /// How often agents send a heartbeat [default: 30s].
+    #[arg(long, env = "CENTOSSRV_HEARTBEAT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub heartbeat: Option<Duration>,
+    /// Server certificate chain (PEM) [default: DATA_DIR/tls/server.pem].
+    #[arg(long, env = "CENTOSSRV_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM) [default: DATA_DIR/tls/server-key.pem].
+    #[arg(long, env = "CENTOSSRV_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// File holding the shared secret of the push webhook (no webhook without one).
+    #[arg(long, env = "CENTOSSRV_WEBHOOK_SECRET_FILE", value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+/// The settings a config file may hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    database_url_file: Option<PathBuf>,
+    repo: Option<String>,
+    branch: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    poll: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    heartbeat: Option<Duration>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    webhook_secret_file: Option<PathBuf>,
+}
+
+mod humantime_serde_opt {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Where the fleet repository is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoLocation {
+    /// A repository on this machine, read in place.
+    Local(PathBuf),
+    /// A remote, mirrored into the data directory.
+    Remote(String),
+}
+
+/// The validated configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: the embedded SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    pub repo: RepoLocation,
+    pub branch: String,
+    pub poll: Duration,
+    pub heartbeat: Duration,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub webhook_secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(store::redact_url),
+            )
+            .field("repo", &self.repo)
+            .field("branch", &self.branch)
+            .field("poll", &self.poll)
+            .field("heartbeat", &self.heartbeat)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<set>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every problem found in the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/centossrv";
+
+/// Reads a secret from `path`, refusing files readable by group or others.
+pub fn read_secret_file(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by others (mode {mode:o}); chmod 600 it",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(text)
+}
+
+impl Config {
+    /// Resolves flags/env over the config file over defaults.
+    pub fn resolve(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let file = match &args.config {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => match toml::from_str::<FileConfig>(&text) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        problems.push(format!("{}: {e}", path.display()));
+                        FileConfig::default()
+                    }
+                },
+                Err(e) => {
+                    problems.push(format!("{}: {e}", path.display()));
+                    FileConfig::default()
+                }
+            },
+            None => FileConfig::default(),
+        };
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| {
+            DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 8443).into())
+        });
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let url_file = args.database_url_file.clone().or(file.database_url_file);
+        let database_url = match (args.database_url.clone().or(file.database_url), url_file) {
+            (Some(_), Some(_)) => {
+                problems.push("give the database URL or a file holding it, not both".into());
+                None
+            }
+            (Some(url), None) => Some(url),
+            (None, Some(path)) => match read_secret_file(&path) {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    problems.push(format!("database URL file: {e}"));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        if let Some(url) = &database_url
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
+            && !url.starts_with("sqlite:")
+        {
+            problems.push(format!(
+                "database URL `{}` is neither postgres:// nor sqlite:",
+                store::redact_url(url)
+            ));
+        }
+        let repo = match args.repo.clone().or(file.repo) {
+            Some(r) if looks_remote(&r) => Some(RepoLocation::Remote(r)),
+            Some(r) => {
+                let path = PathBuf::from(&r);
+                if path.exists() {
+                    Some(RepoLocation::Local(path))
+                } else {
+                    problems.push(format!(
+                        "repository `{r}` does not exist (and is not a URL)"
+                    ));
+                    None
+                }
+            }
+            None => {
+                problems.push("no fleet repository: give --repo PATH|URL".into());
+                None
+            }
+        };
+        let branch = args
+            .branch
+            .clone()
+            .or(file.branch)
+            .unwrap_or_else(|| "main".into());
+        if branch.is_empty() || branch.contains("..") || branch.starts_with('-') {
+            problems.push(format!("`{branch}` is not a branch name"));
+        }
+        let poll = args.poll.or(file.poll).unwrap_or(Duration::from_secs(60));
+        let heartbeat = args
+            .heartbeat
+            .or(file.heartbeat)
+            .unwrap_or(Duration::from_secs(30));
+        if poll < Duration::from_millis(100) {
+            problems.push("poll interval under 100ms".into());
+        }
+        if heartbeat < Duration::from_secs(1) {
+            problems.push("heartbeat under 1s".into());
+        }
+        let tls_cert = args
+            .tls_cert
+            .clone()
+            .or(file.tls_cert)
+            .unwrap_or_else(|| data_dir.join("tls/server.pem"));
+        let tls_key = args
+            .tls_key
+            .clone()
+            .or(file.tls_key)
+            .unwrap_or_else(|| data_dir.join("tls/server-key.pem"));
+        for (what, path) in [("TLS certificate", &tls_cert), ("TLS key", &tls_key)] {
+            if !path.is_file() {
+                problems.push(format!(
+                    "{what} {} not found (create a dev CA and certificate with `centossrv certs init --dir DIR`)",
+                    path.display()
+                ));
+            }
+        }
+        let webhook_secret = match args
+            .webhook_secret_file
+            .clone()
+            .or(file.webhook_secret_file)
+        {
+            Some(path) => match read_secret_file(&path) {
+                Ok(s) => Some(s.into_bytes()),
+                Err(e) => {
+                    problems.push(format!("webhook secret: {e}"));
+                    None
+                }
+            },
+            None => std::env::var("CENTOSSRV_WEBHOOK_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(String::into_bytes),
+        };
+        match (problems.is_empty(), repo) {
+            (true, Some(repo)) => Ok(Config {
+                listen,
+                data_dir,
+                database_url,
+                repo,
+                branch,
+                poll,
+                heartbeat,
+                tls_cert,
+                tls_key,
+                webhook_secret,
+            }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+fn looks_remote(repo: &str) -> bool {
+    repo.contains("://") || (repo.contains('@') && repo.contains(':') && !repo.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let args = ServeArgs {
+            repo: Some("/does/not/exist".into()),
+            branch: Some("-x".into()),
+            heartbeat: Some(Duration::from_millis(10)),
+            tls_cert: Some("/nope.pem".into()),
+            tls_key: Some("/nope-key.pem".into()),
+            database_url: Some("mysql://u:pw@h/db".into()),
+            ..ServeArgs::default()
+        };
+        let err = Config::resolve(&args).expect_err("invalid").to_string();
+        for part in [
+            "repository `/does/not/exist` does not exist",
+            "`-x` is not a branch name",
+            "heartbeat under 1s",
+            "TLS certificate /nope.pem not found",
+            "TLS key /nope-key.pem not found",
+            "neither postgres:// nor sqlite:",
+        ] {
+            assert!(err.contains(part), "{part} missing from:\n{err}");
+        }
+        assert!(!err.contains("pw"), "password leaked: {err}");
+    }
+
+    #[test]
+    fn flags_override_the_file_and_secrets_files_must_be_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cert = dir.path().join("c.pem");
+        std::fs::write(&cert, "x").expect("write");
+        let secret = dir.path().join("hook");
+        std::fs::write(&secret, "s3cret\n").expect("write");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "repo = \"https://git.example.net/fleet.git\"\nbranch = \"prod\"\npoll = \"5m\"\ntls_cert = \"{0}\"\ntls_key = \"{0}\"\nwebhook_secret_file = \"{1}\"\n",
+                cert.display(),
+                secret.display()
+            ),
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            branch: Some("main".into()),
+            ..ServeArgs::default()
+        };
+        let err = Config::resolve(&args)
+            .expect_err("world-readable secret")
+            .to_string();
+        assert!(err.contains("readable by others"), "{err}");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let config = Config::resolve(&args).expect("valid");
+        assert_eq!(config.branch, "main");
+        assert_eq!(config.poll, Duration::from_secs(300));
+        assert_eq!(
+            config.repo,
+            RepoLocation::Remote("https://git.example.net/fleet.git".into())
+        );
+        assert_eq!(config.webhook_secret.as_deref(), Some(&b"s3cret"[..]));
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,6 @@
+//! `centossrv serve`: the reconciler service. Resolves the configuration, opens the store,
+//! starts the engine, the Git poller and the HTTPS listener (API, agents, webhook).
+
+pub mod config;
+
+pub use config::{Config, ConfigError, ServeArgs};
