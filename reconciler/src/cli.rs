@@ -84,6 +84,10 @@ pub enum Command {
         #[command(flatten)]
         repo: RepoArgs,
     },
+    /// Run a local fleet in one command: a Git repository of example-repo, the reconciler
+    /// on the embedded SQLite and a few agents on sandbox roots; shows a commit flowing
+    /// through.
+    Up(crate::up::UpArgs),
 }
 
 /// Parses the process arguments and runs the command.
@@ -94,6 +98,32 @@ pub fn run() -> ExitCode {
         Command::Render { node, repo } => render(&repo, &node),
         Command::Plan(args) => plan(&args),
         Command::Apply(args) => crate::masterless::apply(&args),
+        Command::Up(args) => up(&args),
+    }
+}
+
+/// A multi-threaded runtime for the commands that run services.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(2)
+        })
+}
+
+fn up(args: &crate::up::UpArgs) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(crate::up::up(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -8,3 +8,4 @@ pub mod masterless;
 pub mod observed_dir;
 pub mod serve;
 pub mod source;
+pub mod up;
