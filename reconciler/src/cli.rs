@@ -84,6 +84,16 @@ pub enum Command {
         #[command(flatten)]
         repo: RepoArgs,
     },
+    /// TLS certificates for the reconciler's HTTPS side.
+    Certs {
+        #[command(subcommand)]
+        command: crate::cli_link::CertsCommand,
+    },
+    /// One-time tokens agents enroll with.
+    EnrollToken {
+        #[command(subcommand)]
+        command: crate::cli_link::EnrollTokenCommand,
+    },
 }
 
 /// Parses the process arguments and runs the command.
@@ -94,6 +104,8 @@ pub fn run() -> ExitCode {
         Command::Render { node, repo } => render(&repo, &node),
         Command::Plan(args) => plan(&args),
         Command::Apply(args) => crate::masterless::apply(&args),
+        Command::Certs { command } => crate::cli_link::certs(&command),
+        Command::EnrollToken { command } => crate::cli_link::enroll_token(&command),
     }
 }
 
