@@ -88,6 +88,16 @@ pub enum Command {
     /// on the embedded SQLite and a few agents on sandbox roots; shows a commit flowing
     /// through.
     Up(crate::up::UpArgs),
+    /// TLS certificates for the reconciler's HTTPS side.
+    Certs {
+        #[command(subcommand)]
+        command: crate::cli_link::CertsCommand,
+    },
+    /// One-time tokens agents enroll with.
+    EnrollToken {
+        #[command(subcommand)]
+        command: crate::cli_link::EnrollTokenCommand,
+    },
 }
 
 /// Parses the process arguments and runs the command.
@@ -99,6 +109,8 @@ pub fn run() -> ExitCode {
         Command::Plan(args) => plan(&args),
         Command::Apply(args) => crate::masterless::apply(&args),
         Command::Up(args) => up(&args),
+        Command::Certs { command } => crate::cli_link::certs(&command),
+        Command::EnrollToken { command } => crate::cli_link::enroll_token(&command),
     }
 }
 

@@ -2,10 +2,13 @@
 //! [`cli::run`].
 
 pub mod cli;
+pub mod cli_link;
 pub mod diagnostics_output;
 pub mod engine;
+pub mod link;
 pub mod masterless;
 pub mod observed_dir;
 pub mod serve;
 pub mod source;
+pub mod tls;
 pub mod up;

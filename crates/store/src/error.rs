@@ -48,6 +48,10 @@ pub enum StoreError {
         "a desired state compiled from commit `{inner}` cannot be stored under commit `{outer}`"
     )]
     CommitMismatch { outer: String, inner: String },
+    #[error("enrollment refused: {reason}")]
+    TokenRefused {
+        reason: crate::enrollment::TokenRefusal,
+    },
     #[error("invalid {what}: {detail}")]
     Invalid { what: &'static str, detail: String },
     #[error("stored data is damaged ({what}): {detail}")]

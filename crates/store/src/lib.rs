@@ -1,7 +1,8 @@
 //! The reconciler's persistence boundary: nodes with their labels, last observed state and
 //! facts; compiled commits; the desired state of each node at each commit (redacted,
 //! content-addressed); approved plan digests; apply runs with per-resource results; drift
-//! events; and an append-only, hash-chained audit log. One typed API over SQLite (the
+//! events; agent enrollment tokens and node credentials (hashes only); and an append-only,
+//! hash-chained audit log. One typed API over SQLite (the
 //! embedded default) and PostgreSQL, through sqlx. The only module tree that knows sqlx.
 
 mod apply_runs;
@@ -13,6 +14,7 @@ mod blobs;
 mod commits;
 mod desired;
 mod drift;
+mod enrollment;
 mod error;
 mod nodes;
 mod observed;
@@ -21,6 +23,7 @@ mod retention;
 
 pub use audit_chain::{AuditBreak, AuditVerdict, BreakKind};
 pub use backend::BackendKind;
+pub use enrollment::{CREDENTIAL_PREFIX, MAX_TOKEN_TTL, TOKEN_PREFIX, TokenRefusal};
 pub use error::{Result, StoreError, redact_url};
 pub use records::*;
 pub use retention::Pruned;

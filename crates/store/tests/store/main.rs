@@ -1,6 +1,7 @@
 //! The store's one test suite: every test runs on SQLite and, with DATABASE_URL set, on
 //! PostgreSQL.
 
+mod enrollment;
 mod support;
 
 use chrono::{DateTime, Utc};
@@ -139,7 +140,7 @@ async fn migrations_run_once_and_reopen_cleanly() {
         let second = db.open().await;
         assert!(second.node("web-1").await.expect("read").is_some());
         second.close().await;
-        assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 1);
+        assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 2);
         assert_eq!(
             db.count("SELECT COUNT(*) FROM audit_head").await,
             1,

@@ -1,0 +1,28 @@
+-- centossrv store, schema 2 (SQLite): agent enrollment. Keep in step with
+-- migrations/postgres/0002_enrollment.sql.
+-- Secrets are never stored: a token or credential is kept as `sha256:` of its text only; the
+-- plaintext is shown once, when it is created.
+
+-- One-time enrollment tokens an operator creates (`centossrv enroll-token create`).
+-- Redeeming sets used_at and used_by_node, once (a conditional UPDATE).
+CREATE TABLE enrollment_tokens (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_hash    TEXT NOT NULL UNIQUE,
+    created_by    TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT NOT NULL,
+    used_at       TEXT,
+    used_by_node  TEXT,
+    CHECK ((used_at IS NULL) = (used_by_node IS NULL))
+);
+
+-- Long-lived node credentials issued at enrollment; an agent authenticates with one.
+-- Re-enrolling a node revokes its earlier credentials.
+CREATE TABLE node_credentials (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    node_id          INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,
+    credential_hash  TEXT NOT NULL UNIQUE,
+    created_at       TEXT NOT NULL,
+    revoked_at       TEXT
+);
+CREATE INDEX node_credentials_by_node ON node_credentials (node_id);
