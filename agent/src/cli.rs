@@ -103,6 +103,10 @@ pub enum Command {
     /// Watch managed resources for drift and report it (one event per property); with
     /// --enforce, apply them back. Runs until SIGTERM or SIGINT (exit 0).
     Watch(crate::watch::command::WatchArgs),
+    /// Run as a daemon linked to the reconciler: enroll once, then take its observe and
+    /// apply requests over a WebSocket, send heartbeats and drift, and keep enforcing the
+    /// last applied desired state while it is unreachable. Runs until SIGTERM or SIGINT.
+    Run(crate::daemon::RunArgs),
     /// Restore the host to its state before generation N (default: the newest), offline.
     Rollback {
         /// The generation to roll back (it and every later one are undone).
@@ -138,6 +142,8 @@ pub enum CliError {
     Services(#[from] crate::cli_services::ServicesCliError),
     #[error(transparent)]
     Watch(#[from] crate::watch::WatchError),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
     #[error("cannot write the output: {0}")]
     Output(#[source] io::Error),
     #[error("cannot serialize the output: {0}")]
@@ -298,6 +304,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Watch(args) => {
             let desired = read_desired(&args.desired)?;
             crate::watch::command::run(&host, &store, &desired, args, !text(false))?;
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Run(args) => {
+            crate::daemon::run(args, host, &state_dir)?;
             Ok(ExitCode::from(EXIT_OK))
         }
         Command::Generations => {

@@ -73,7 +73,11 @@ fn now() -> String {
     crate::time::rfc3339(std::time::SystemTime::now())
 }
 
-struct Watcher<'a> {
+/// Receives the report of every enforcement (the agent daemon forwards or queues them).
+pub type ReportSink<'a> = dyn FnMut(&crate::apply::ApplyReport) + 'a;
+
+struct Watcher<'a, 'r> {
+    reports: &'r mut ReportSink<'r>,
     host: &'a RealHost,
     store: &'a Store,
     desired: &'a DesiredState,
@@ -98,8 +102,25 @@ pub fn watch(
     apply::check_desired(desired)?;
     // Signals are routed to the event source before anything else, so a SIGTERM during the
     // first observation is not lost.
-    let mut source = EventSource::new()?;
+    let source = EventSource::new()?;
+    watch_with(source, host, store, desired, options, sink, &mut |_| {})
+}
+
+/// [`watch`] on an event source made by the caller (who may hold its
+/// [`source::Stopper`]); every enforcement's report also goes to `reports`. Returns the
+/// signal's name, or `"stop"`.
+pub fn watch_with(
+    mut source: EventSource,
+    host: &RealHost,
+    store: &Store,
+    desired: &DesiredState,
+    options: &WatchOptions,
+    sink: &mut Sink<'_>,
+    reports: &mut ReportSink<'_>,
+) -> Result<&'static str, WatchError> {
+    apply::check_desired(desired)?;
     let mut w = Watcher {
+        reports,
         host,
         store,
         desired,
@@ -224,7 +245,7 @@ pub fn watch(
     }
 }
 
-impl Watcher<'_> {
+impl Watcher<'_, '_> {
     fn needs_timer(&self) -> bool {
         !self.index.periodic().is_empty() || !self.retry.is_empty()
     }
@@ -353,6 +374,7 @@ impl Watcher<'_> {
                 .map_err(WatchError::Output);
             }
         };
+        (self.reports)(&report);
         let failures: Vec<EnforceFailure> = report
             .resources
             .iter()

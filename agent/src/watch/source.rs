@@ -12,7 +12,7 @@
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, Read as _};
+use std::io::{self, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,8 +24,24 @@ pub struct Wakeup {
     pub paths: Vec<PathBuf>,
     /// The kernel's event queue overflowed: anything may have changed.
     pub overflow: bool,
-    /// SIGTERM or SIGINT arrived (its name).
+    /// SIGTERM or SIGINT arrived (its name), or `"stop"` from a [`Stopper`].
     pub signal: Option<&'static str>,
+}
+
+/// Stops a watch from another thread (the agent daemon replaces its desired state): the
+/// watch's next wait returns the signal `"stop"`.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    pipe: std::sync::Arc<UnixStream>,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        // A full pipe already wakes the watch.
+        let _ = (&*self.pipe).write(&[0]);
+    }
 }
 
 /// Why the event source failed.
@@ -50,6 +66,10 @@ pub struct EventSource {
     signal_ids: Vec<signal_hook::SigId>,
     /// Which signal each byte stands for is not recorded by the pipe: remembered here.
     term: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set by a [`Stopper`].
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Write end of the self-pipe, for [`Stopper`]s.
+    wake: std::sync::Arc<UnixStream>,
     by_wd: HashMap<WatchDescriptor, PathBuf>,
     by_dir: HashMap<PathBuf, WatchDescriptor>,
     buffer: Vec<u8>,
@@ -82,6 +102,7 @@ impl EventSource {
         let inotify = Inotify::init().map_err(SourceError::Init)?;
         let (read, write) = UnixStream::pair().map_err(SourceError::Signals)?;
         read.set_nonblocking(true).map_err(SourceError::Signals)?;
+        write.set_nonblocking(true).map_err(SourceError::Signals)?;
         let term = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut signal_ids = Vec::new();
         // The flag first, then the pipe: the flag is set when the byte is read.
@@ -101,10 +122,20 @@ impl EventSource {
             signals: read,
             signal_ids,
             term,
+            stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            wake: std::sync::Arc::new(write),
             by_wd: HashMap::new(),
             by_dir: HashMap::new(),
             buffer: vec![0; 16 * 1024],
         })
+    }
+
+    /// A handle that stops the watch waiting on this source.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            pipe: self.wake.clone(),
+            flag: self.stop.clone(),
+        }
     }
 
     /// The directories being watched.
@@ -176,7 +207,9 @@ impl EventSource {
             }
         }
         if signalled {
-            wakeup.signal = Some(if self.term.load(std::sync::atomic::Ordering::SeqCst) {
+            wakeup.signal = Some(if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                "stop"
+            } else if self.term.load(std::sync::atomic::Ordering::SeqCst) {
                 "SIGTERM"
             } else {
                 "SIGINT"

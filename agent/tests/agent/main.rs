@@ -7,6 +7,7 @@ mod converge;
 mod crash;
 mod packages;
 mod rollback;
+mod run;
 mod services;
 mod unsupported;
 mod util;
