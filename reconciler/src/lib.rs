@@ -6,4 +6,7 @@ pub mod diagnostics_output;
 pub mod engine;
 pub mod masterless;
 pub mod observed_dir;
+pub mod poller;
+pub mod secret;
 pub mod source;
+pub mod webhook;
