@@ -298,15 +298,29 @@ impl Tracker {
             .map_err(|e| SourceError::Fetch {
                 url: shown.clone(),
                 branch: self.full_ref["refs/heads/".len()..].to_owned(),
-                message: redact_text(&format!("{e:#}")),
+                message: redact_text(&chain(&e)),
             })?;
         Ok(true)
     }
 }
 
+/// An error and its causes on one line, `outer: cause: root cause`, repeats dropped.
+fn chain(error: &gix::Error) -> String {
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = error.source();
+    }
+    parts.join(": ")
+}
+
 /// Sorts a connect or handshake failure into "authentication failed" or "unreachable".
 fn classify(shown_url: &str, error: &gix::Error) -> SourceError {
-    let message = redact_text(&format!("{error:#}"));
+    let message = redact_text(&chain(error));
     let lower = message.to_lowercase();
     if error.is_unauthenticated()
         || error.is_permission_denied()
