@@ -518,3 +518,80 @@ async fn webhook_is_not_mounted_without_a_secret() {
     assert_eq!(status, 404);
     handle.stop();
 }
+
+/// An HTTP "forge" that answers every request with 401 and a Basic challenge.
+async fn challenging_router() -> axum::Router {
+    use axum::http::{StatusCode, header};
+    axum::Router::new().fallback(|| async {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"fleet\"")],
+            "authentication required",
+        )
+    })
+}
+
+fn remote_at(url: String, data_dir: PathBuf) -> Tracker {
+    Tracker::new(SourceConfig {
+        location: Location::Remote {
+            url,
+            auth: RemoteAuth::None,
+        },
+        branch: "main".to_owned(),
+        data_dir,
+    })
+    .expect("tracker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auth_challenge_without_credentials_fails_at_once_as_auth_failed() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = challenging_router().await;
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = remote_at(format!("http://{addr}/fleet.git"), dir.path().join("data"));
+    let err = tokio::task::spawn_blocking(move || tracker.resolve_head())
+        .await
+        .expect("join")
+        .expect_err("401");
+    assert!(matches!(err, SourceError::AuthFailed { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "authentication to Git remote http://{addr}/fleet.git failed"
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_runs_tls_with_ring_and_refuses_an_untrusted_certificate() {
+    reconciler::source::tracker::install_ring_provider();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem(
+        cert.cert.pem().into_bytes(),
+        cert.signing_key.serialize_pem().into_bytes(),
+    )
+    .await
+    .expect("tls config");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = challenging_router().await;
+    tokio::spawn(async move {
+        axum_server::from_tcp_rustls(listener, config)
+            .serve(router.into_make_service())
+            .await
+            .expect("serve")
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tracker = remote_at(format!("https://{addr}/fleet.git"), dir.path().join("data"));
+    let err = tokio::task::spawn_blocking(move || tracker.resolve_head())
+        .await
+        .expect("join")
+        .expect_err("untrusted");
+    let text = err.to_string();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+}
