@@ -600,3 +600,34 @@ async fn https_runs_tls_with_ring_and_refuses_an_untrusted_certificate() {
     assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
     assert!(text.to_lowercase().contains("certificate"), "{text}");
 }
+
+#[test]
+fn ssh_with_a_key_runs_the_ssh_program_and_reports_an_unreachable_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("id_ed25519");
+    std::fs::write(&key, "not really a key\n").expect("key");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let url = format!("ssh://git@127.0.0.1:{port}/fleet.git");
+    let tracker = Tracker::new(SourceConfig {
+        location: Location::Remote {
+            url: url.clone(),
+            auth: RemoteAuth::SshKey(key),
+        },
+        branch: "main".to_owned(),
+        data_dir: dir.path().join("data"),
+    })
+    .expect("tracker");
+    let err = tracker.resolve_head().expect_err("closed port");
+    let text = err.to_string();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err:?}");
+    assert!(
+        text.starts_with(&format!("cannot reach Git remote {url}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("ssh: connect to host 127.0.0.1"),
+        "ssh itself ran: {text}"
+    );
+}
