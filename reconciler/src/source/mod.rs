@@ -1,6 +1,10 @@
 //! Where fleet repository files come from: a directory on disk, or one commit of a Git
-//! repository read from its object database (never a work tree). The only module that knows
-//! gix.
+//! repository read from its object database (never a work tree); [`tracker`] follows one
+//! branch of a local or remote repository. The only module that knows gix.
+
+pub mod tracker;
+
+pub use tracker::{Location, RemoteAuth, SourceConfig, Tracker};
 
 use model::Snapshot;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,22 @@ pub enum SourceError {
     Revision { rev: String, message: String },
     #[error("cannot read the tree of `{rev}`: {message}")]
     Tree { rev: String, message: String },
+    #[error("branch `{branch}` does not exist in {repo}")]
+    BranchMissing { repo: String, branch: String },
+    #[error("cannot reach Git remote {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("authentication to Git remote {url} failed: {message}")]
+    AuthFailed { url: String, message: String },
+    #[error("fetching `{branch}` from {url} failed: {message}")]
+    Fetch {
+        url: String,
+        branch: String,
+        message: String,
+    },
+    #[error("cannot prepare the mirror repository {path}: {message}")]
+    Mirror { path: PathBuf, message: String },
+    #[error("invalid source configuration: {message}")]
+    Config { message: String },
 }
 
 /// Reads every regular file under `root` (skipping `.git` and symlinks).
