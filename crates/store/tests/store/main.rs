@@ -1,6 +1,7 @@
 //! The store's one test suite: every test runs on SQLite and, with DATABASE_URL set, on
 //! PostgreSQL.
 
+mod status;
 mod support;
 
 use chrono::{DateTime, Utc};
