@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod diagnostics_output;
 pub mod engine;
+pub mod http;
 pub mod masterless;
+pub mod metrics;
 pub mod observed_dir;
 pub mod source;
