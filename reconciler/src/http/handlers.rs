@@ -85,13 +85,13 @@ pub async fn list_nodes(
             .split_once('=')
             .filter(|(k, _)| !k.is_empty())
             .ok_or_else(|| ApiError::bad_param("label", format!("`{pair}` is not key=value")))?;
-        if let Some(old) = filter.labels.insert(key.to_owned(), value.to_owned()) {
-            if old != value {
-                return Err(ApiError::bad_param(
-                    "label",
-                    format!("`{key}` given twice with different values"),
-                ));
-            }
+        if let Some(old) = filter.labels.insert(key.to_owned(), value.to_owned())
+            && old != value
+        {
+            return Err(ApiError::bad_param(
+                "label",
+                format!("`{key}` given twice with different values"),
+            ));
         }
     }
     let state = params
