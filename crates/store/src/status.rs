@@ -15,6 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Every node with its state and the columns it was derived from. The precedence of the
 /// `CASE` is the order of `NodeState`'s variants.
+///
+/// Timestamps are compared in SQL: `TIMESTAMPTZ` on PostgreSQL; on SQLite the RFC 3339 text
+/// sqlx writes for a UTC time (always `+00:00`, fractions of 0, 3, 6 or 9 digits), which
+/// sorts in time order because `+` sorts before `.` and before every digit.
 const STATUS_SELECT: &str = "\
 SELECT n.id, n.name, n.in_inventory, n.created_at, n.updated_at, n.reported_at, n.facts, \
   lr.id AS run_id, lr.commit_sha AS run_commit, lr.plan_digest AS run_digest, \
