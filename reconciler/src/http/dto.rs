@@ -197,6 +197,8 @@ pub mod v1 {
     pub struct RunList {
         /// Newest first.
         pub items: Vec<Run>,
+        /// Pass as `before` for the next (older) page; absent on the last page.
+        pub next: Option<i64>,
     }
 
     /// One property of a drifted resource.

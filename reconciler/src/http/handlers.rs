@@ -171,9 +171,10 @@ pub async fn get_node(
 
 #[utoipa::path(
     get, path = "/nodes/{name}/runs", tag = "nodes",
-    description = "A node's apply runs with their results, newest first.",
+    description = "A node's apply runs with their results, newest first, in pages.",
     params(
         ("name" = String, Path, description = "node name"),
+        ("before" = Option<i64>, Query, description = "the previous page's `next` (a run id)"),
         ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
     ),
     responses(
@@ -188,12 +189,13 @@ pub async fn node_runs(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<RunList>, ApiError> {
-    let params = Params::parse(raw.as_deref(), &["limit"])?;
-    let limit = params.limit()?;
+    let params = Params::parse(raw.as_deref(), &["before", "limit"])?;
+    let (before, limit) = (params.int("before")?, params.limit()?);
     st.store.node(&name).await?.ok_or_else(|| no_node(&name))?;
-    let runs = st.store.apply_runs_for(&name, limit).await?;
+    let page = st.store.apply_runs_page(&name, before, limit).await?;
     Ok(Json(RunList {
-        items: runs.into_iter().map(run).collect(),
+        items: page.items.into_iter().map(run).collect(),
+        next: page.next,
     }))
 }
 

@@ -387,6 +387,22 @@ async fn every_route_answers_as_its_openapi_document_says() {
             .await
             .json();
         assert_eq!(runs["items"][0]["results"][0]["reason"], "dnf: no match");
+        assert!(runs["next"].is_null());
+        let web1_runs = api
+            .get(addr, "/api/v1/nodes/{name}/runs", "/api/v1/nodes/web-1/runs?limit=1", 200)
+            .await
+            .json();
+        assert_eq!(web1_runs["items"][0]["id"], web1_run);
+        let older = api
+            .get(
+                addr,
+                "/api/v1/nodes/{name}/runs",
+                &format!("/api/v1/nodes/web-1/runs?before={web1_run}"),
+                200,
+            )
+            .await
+            .json();
+        assert_eq!(older["items"].as_array().map(Vec::len), Some(0));
         let drift = api
             .get(addr, "/api/v1/nodes/{name}/drift", "/api/v1/nodes/web-1/drift?limit=1", 200)
             .await

@@ -318,3 +318,33 @@ async fn approvals_per_commit_and_recent_drift() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn apply_runs_page_newest_first() {
+    each_backend(|db| async move {
+        let store = db.open().await;
+        store
+            .upsert_nodes(&[node("a", &[]), node("b", &[])])
+            .await
+            .expect("upsert");
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(run(&store, "a", "c1", RunStatus::Applied).await);
+            run(&store, "b", "c1", RunStatus::Failed).await;
+        }
+        ids.reverse();
+        let mut got = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.apply_runs_page("a", before, 2).await.expect("page");
+            assert!(page.items.iter().all(|r| r.node == "a"));
+            got.extend(page.items.iter().map(|r| r.id));
+            match page.next {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(got, ids);
+    })
+    .await;
+}
