@@ -5,7 +5,7 @@ use crate::backend::{BATCH_ROWS, BeginWrite as _, on_backend, placeholders, valu
 use crate::commits::check_sha;
 use crate::error::{QueryContext as _, Result, StoreError};
 use crate::nodes::node_ids;
-use crate::records::{ApplyRun, MAX_PAGE, Outcome, ResourceResult, RunStatus};
+use crate::records::{ApplyRun, MAX_PAGE, Outcome, Page, ResourceResult, RunStatus};
 use crate::{Store, now};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
@@ -221,6 +221,39 @@ impl Store {
                 .await
                 .ctx("read apply runs")?;
             runs_with_results!(conn, rows)
+        })
+    }
+
+    /// `node`'s runs newest first, `limit` (capped at [`MAX_PAGE`]) older than the run id
+    /// `before` (the previous page's `next`).
+    pub async fn apply_runs_page(
+        &self,
+        node: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<ApplyRun, i64>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM apply_runs r JOIN nodes n ON n.id = r.node_id \
+             WHERE n.name = $1 AND r.id < $2 ORDER BY r.id DESC LIMIT $3"
+        );
+        on_backend!(self, pool => {
+            let mut conn = pool.acquire().await.ctx("read apply runs")?;
+            let rows = sqlx::query(&sql)
+                .bind(node)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&mut *conn)
+                .await
+                .ctx("read apply runs")?;
+            let mut runs = runs_with_results!(conn, rows)?;
+            let next = if runs.len() > limit as usize {
+                runs.truncate(limit as usize);
+                runs.last().map(|r| r.id)
+            } else {
+                None
+            };
+            Ok(Page { items: runs, next })
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::backend::{BeginWrite as _, on_backend};
 use crate::error::{QueryContext as _, Result, StoreError};
-use crate::records::Approval;
+use crate::records::{Approval, MAX_PAGE, Page};
 use crate::{Store, now};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
@@ -83,6 +83,52 @@ impl Store {
                     .try_get::<DateTime<Utc>, _>("approved_at")
                     .ctx("read an approval")?,
             }))
+        })
+    }
+
+    /// Per node, its newest approval at `commit`, in node-name order, `limit` (capped at
+    /// [`MAX_PAGE`]) after the node name `after`.
+    pub async fn approvals_for_commit(
+        &self,
+        commit: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Approval, String>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        on_backend!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT a.id, n.name, a.commit_sha, a.digest, a.approved_by, a.approved_at \
+                 FROM plan_approvals a JOIN nodes n ON n.id = a.node_id \
+                 WHERE a.commit_sha = $1 AND a.id = (SELECT MAX(b.id) FROM plan_approvals b \
+                 WHERE b.node_id = a.node_id AND b.commit_sha = $1) \
+                 AND ($2 IS NULL OR n.name > $2) ORDER BY n.name LIMIT $3",
+            )
+            .bind(commit)
+            .bind(after)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(pool)
+            .await
+            .ctx("list approvals")?;
+            let mut approvals = Vec::with_capacity(rows.len());
+            for row in rows {
+                approvals.push(Approval {
+                    id: row.try_get("id").ctx("read an approval")?,
+                    node: row.try_get("name").ctx("read an approval")?,
+                    commit: row.try_get("commit_sha").ctx("read an approval")?,
+                    digest: row.try_get("digest").ctx("read an approval")?,
+                    approved_by: row.try_get("approved_by").ctx("read an approval")?,
+                    approved_at: row
+                        .try_get::<DateTime<Utc>, _>("approved_at")
+                        .ctx("read an approval")?,
+                });
+            }
+            let next = if approvals.len() > limit as usize {
+                approvals.truncate(limit as usize);
+                approvals.last().map(|a| a.node.clone())
+            } else {
+                None
+            };
+            Ok(Page { items: approvals, next })
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::backend::on_backend;
 use crate::error::{QueryContext as _, Result, StoreError};
-use crate::records::CommitRecord;
+use crate::records::{CommitRecord, MAX_PAGE, Page};
 use crate::{Store, now};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
@@ -71,6 +71,55 @@ impl Store {
                 })?,
                 compiled_at: row.try_get::<DateTime<Utc>, _>("compiled_at").ctx("read a commit")?,
             }))
+        })
+    }
+
+    /// Commits newest compiled first (ties by sha, descending), `limit` (capped at
+    /// [`MAX_PAGE`]) after the commit `after` (the previous page's `next`). An `after` that
+    /// names no recorded commit gives an empty page.
+    pub async fn list_commits(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<CommitRecord, String>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        on_backend!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT c.sha, c.ok, c.diagnostics, c.compiled_at FROM commits c \
+                 WHERE $1 IS NULL OR (c.compiled_at, c.sha) < \
+                 (SELECT p.compiled_at, p.sha FROM commits p WHERE p.sha = $1) \
+                 ORDER BY c.compiled_at DESC, c.sha DESC LIMIT $2",
+            )
+            .bind(after)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(pool)
+            .await
+            .ctx("list commits")?;
+            let mut commits = Vec::with_capacity(rows.len());
+            for row in rows {
+                let sha: String = row.try_get("sha").ctx("read a commit")?;
+                let diagnostics: String = row.try_get("diagnostics").ctx("read a commit")?;
+                commits.push(CommitRecord {
+                    diagnostics: serde_json::from_str(&diagnostics).map_err(|e| {
+                        StoreError::Corrupt {
+                            what: format!("diagnostics of commit {sha}"),
+                            detail: e.to_string(),
+                        }
+                    })?,
+                    sha,
+                    ok: row.try_get("ok").ctx("read a commit")?,
+                    compiled_at: row
+                        .try_get::<DateTime<Utc>, _>("compiled_at")
+                        .ctx("read a commit")?,
+                });
+            }
+            let next = if commits.len() > limit as usize {
+                commits.truncate(limit as usize);
+                commits.last().map(|c| c.sha.clone())
+            } else {
+                None
+            };
+            Ok(Page { items: commits, next })
         })
     }
 }

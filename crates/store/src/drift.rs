@@ -19,6 +19,36 @@ fn stored_change(change: &Change) -> Change {
     change
 }
 
+/// Drift events from rows of `id, name, commit_sha, resource, change, detected_at`.
+macro_rules! drift_rows {
+    ($rows:expr) => {{
+        let rows = $rows;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get("id").ctx("read a drift event")?;
+            let corrupt = |detail: String| StoreError::Corrupt {
+                what: format!("drift event {id}"),
+                detail,
+            };
+            let resource: String = row.try_get("resource").ctx("read a drift event")?;
+            let change: String = row.try_get("change").ctx("read a drift event")?;
+            events.push(DriftEvent {
+                id,
+                node: row.try_get("name").ctx("read a drift event")?,
+                commit: row.try_get("commit_sha").ctx("read a drift event")?,
+                resource: resource
+                    .parse::<ResourceId>()
+                    .map_err(|e| corrupt(format!("resource `{resource}`: {e}")))?,
+                change: serde_json::from_str(&change).map_err(|e| corrupt(e.to_string()))?,
+                detected_at: row
+                    .try_get::<DateTime<Utc>, _>("detected_at")
+                    .ctx("read a drift event")?,
+            });
+        }
+        events
+    }};
+}
+
 impl Store {
     /// Records that `change` would be needed to bring `node` back to its desired state at
     /// `commit`.
@@ -82,28 +112,7 @@ impl Store {
             .fetch_all(pool)
             .await
             .ctx("list drift events")?;
-            let mut events = Vec::with_capacity(rows.len());
-            for row in rows {
-                let id: i64 = row.try_get("id").ctx("read a drift event")?;
-                let corrupt = |detail: String| StoreError::Corrupt {
-                    what: format!("drift event {id}"),
-                    detail,
-                };
-                let resource: String = row.try_get("resource").ctx("read a drift event")?;
-                let change: String = row.try_get("change").ctx("read a drift event")?;
-                events.push(DriftEvent {
-                    id,
-                    node: row.try_get("name").ctx("read a drift event")?,
-                    commit: row.try_get("commit_sha").ctx("read a drift event")?,
-                    resource: resource
-                        .parse::<ResourceId>()
-                        .map_err(|e| corrupt(format!("resource `{resource}`: {e}")))?,
-                    change: serde_json::from_str(&change).map_err(|e| corrupt(e.to_string()))?,
-                    detected_at: row
-                        .try_get::<DateTime<Utc>, _>("detected_at")
-                        .ctx("read a drift event")?,
-                });
-            }
+            let mut events = drift_rows!(rows);
             let next = if events.len() > limit as usize {
                 events.truncate(limit as usize);
                 events.last().map(|e| e.id)
@@ -111,6 +120,23 @@ impl Store {
                 None
             };
             Ok(Page { items: events, next })
+        })
+    }
+
+    /// `node`'s newest drift events first, at most `limit` (capped at [`MAX_PAGE`]).
+    pub async fn recent_drift(&self, node: &str, limit: u32) -> Result<Vec<DriftEvent>> {
+        on_backend!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT e.id, n.name, e.commit_sha, e.resource, e.change, e.detected_at \
+                 FROM drift_events e JOIN nodes n ON n.id = e.node_id \
+                 WHERE n.name = $1 ORDER BY e.id DESC LIMIT $2",
+            )
+            .bind(node)
+            .bind(i64::from(limit.clamp(1, MAX_PAGE)))
+            .fetch_all(pool)
+            .await
+            .ctx("list recent drift events")?;
+            Ok(drift_rows!(rows))
         })
     }
 }

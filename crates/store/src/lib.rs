@@ -20,6 +20,7 @@ mod nodes;
 mod observed;
 mod records;
 mod retention;
+mod status;
 
 pub use audit_chain::{AuditBreak, AuditVerdict, BreakKind};
 pub use backend::BackendKind;

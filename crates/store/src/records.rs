@@ -158,3 +158,74 @@ pub struct AuditEntry {
     /// `sha256:` over the previous hash and this entry's canonical content.
     pub hash: String,
 }
+
+/// A node's state, derived from what the store holds, in order of precedence: the first that
+/// applies wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeState {
+    /// The agent never reported.
+    Unknown,
+    /// The last finished apply run failed.
+    Failed,
+    /// The last finished apply run was stale (the agent derived another plan digest).
+    Stale,
+    /// Drift events arrived after the last successful run (or there was none).
+    Drifted,
+    /// The approval in force is for a commit newer than the one last applied.
+    Pending,
+    /// None of the above.
+    Converged,
+}
+
+impl NodeState {
+    pub const ALL: [NodeState; 6] = [
+        NodeState::Unknown,
+        NodeState::Failed,
+        NodeState::Stale,
+        NodeState::Drifted,
+        NodeState::Pending,
+        NodeState::Converged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Unknown => "unknown",
+            NodeState::Failed => "failed",
+            NodeState::Stale => "stale",
+            NodeState::Drifted => "drifted",
+            NodeState::Pending => "pending",
+            NodeState::Converged => "converged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NodeState> {
+        NodeState::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+}
+
+/// An apply run without its per-resource results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub id: i64,
+    pub commit: String,
+    pub plan_digest: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: Option<RunStatus>,
+    pub message: Option<String>,
+}
+
+/// A node with its derived state and what the state was derived from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeStatus {
+    pub node: Node,
+    pub state: NodeState,
+    /// The newest finished apply run.
+    pub last_run: Option<RunSummary>,
+    /// The commit of the newest successful (`applied`) run.
+    pub applied_commit: Option<String>,
+    /// Drift events since the newest successful run (all of them if there was none).
+    pub drift_since_applied: i64,
+    /// The approval in force (the node's newest).
+    pub approval: Option<Approval>,
+}

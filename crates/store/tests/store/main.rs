@@ -2,6 +2,7 @@
 //! PostgreSQL.
 
 mod enrollment;
+mod status;
 mod support;
 
 use chrono::{DateTime, Utc};
