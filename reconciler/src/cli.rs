@@ -88,6 +88,10 @@ pub enum Command {
     /// on the embedded SQLite and a few agents on sandbox roots; shows a commit flowing
     /// through.
     Up(crate::up::UpArgs),
+    /// Run the reconciler service: track the branch, compile each commit, plan and apply
+    /// it on every enrolled node through its agent; REST API, agent link and webhook over
+    /// HTTPS.
+    Serve(crate::serve::ServeArgs),
     /// TLS certificates for the reconciler's HTTPS side.
     Certs {
         #[command(subcommand)]
@@ -109,6 +113,7 @@ pub fn run() -> ExitCode {
         Command::Plan(args) => plan(&args),
         Command::Apply(args) => crate::masterless::apply(&args),
         Command::Up(args) => up(&args),
+        Command::Serve(args) => serve(&args),
         Command::Certs { command } => crate::cli_link::certs(&command),
         Command::EnrollToken { command } => crate::cli_link::enroll_token(&command),
     }
@@ -123,6 +128,38 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::from(2)
         })
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn serve(args: &crate::serve::ServeArgs) -> ExitCode {
+    let config = match crate::serve::Config::resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(crate::serve::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn up(args: &crate::up::UpArgs) -> ExitCode {

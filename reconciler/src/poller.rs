@@ -74,12 +74,16 @@ async fn run(
     // `None` until the first successful poll; then the last head seen (itself `None` for an
     // empty repository).
     let mut last: Option<Option<String>> = None;
+    let mut last_error: Option<String> = None;
     loop {
         let worker = tracker.clone();
         let result = tokio::task::spawn_blocking(move || worker.resolve_head()).await;
         inner.polls.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(Ok(head)) => {
+                if last_error.take().is_some() {
+                    tracing::info!("the tracked branch resolves again");
+                }
                 if last.as_ref() != Some(&head) {
                     tracing::info!(head = head.as_deref().unwrap_or("(empty)"), "source head");
                     last = Some(head);
@@ -90,7 +94,14 @@ async fn run(
             }
             Ok(Err(error)) => {
                 inner.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, "cannot resolve the tracked branch");
+                // Once per distinct problem, not once per poll.
+                let text = error.to_string();
+                if last_error.as_deref() == Some(text.as_str()) {
+                    tracing::debug!(%error, "cannot resolve the tracked branch");
+                } else {
+                    tracing::warn!(%error, "cannot resolve the tracked branch");
+                    last_error = Some(text);
+                }
             }
             Err(error) => {
                 inner.failures.fetch_add(1, Ordering::Relaxed);

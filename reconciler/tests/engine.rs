@@ -5,7 +5,8 @@
 mod common;
 
 use common::{git, write};
-use reconciler::engine::{ConnId, Engine, EngineConfig, Event, LocalBranch};
+use reconciler::engine::{ConnId, Engine, EngineConfig, Event};
+use reconciler::source::tracker::{Location, RemoteAuth, SourceConfig, Tracker};
 use state::wire::{AgentMessage, PROTOCOL_VERSION, ServerMessage};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -163,10 +164,14 @@ async fn start(stale: &str) -> Fixture {
     // Reviewed on a branch first: nothing is applied from it.
     git(&work, &["push", "-q", "origin", "HEAD:refs/heads/feature"]);
     let store = Store::open_data_dir(dir.path()).await.expect("store");
-    let source = Arc::new(LocalBranch {
-        repo: bare,
-        branch: "main".into(),
-    });
+    let source = Arc::new(
+        Tracker::new(SourceConfig {
+            location: Location::parse(bare.to_str().expect("utf-8"), RemoteAuth::None),
+            branch: "main".into(),
+            data_dir: dir.path().to_owned(),
+        })
+        .expect("tracker"),
+    );
     let config = EngineConfig {
         tick: Duration::from_millis(200),
         ..EngineConfig::default()

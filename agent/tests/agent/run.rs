@@ -68,8 +68,8 @@ struct Server {
 
 /// One accepted request: enrollment, or the WebSocket upgrade.
 enum Request {
-    Enroll(EnrollRequest, Tls),
-    Connect(Session),
+    Enroll(EnrollRequest, Box<Tls>),
+    Connect(Box<Session>),
 }
 
 struct Session {
@@ -136,7 +136,7 @@ impl Server {
             let mut body = vec![0u8; len];
             tls.read_exact(&mut body).expect("body");
             let request: EnrollRequest = serde_json::from_slice(&body).expect("enroll request");
-            return Request::Enroll(request, tls);
+            return Request::Enroll(request, Box::new(tls));
         }
         assert_eq!(request_line, format!("GET {CONNECT_PATH} HTTP/1.1"));
         assert_eq!(
@@ -155,15 +155,15 @@ impl Server {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_FRAME_BYTES))
             .max_frame_size(Some(MAX_FRAME_BYTES));
-        Request::Connect(Session {
+        Request::Connect(Box::new(Session {
             ws: WebSocket::from_raw_socket(tls, Role::Server, Some(config)),
             heartbeats: Vec::new(),
-        })
+        }))
     }
 
     fn expect_connect(&self) -> Session {
         match self.accept(Duration::from_secs(30)) {
-            Request::Connect(s) => s,
+            Request::Connect(s) => *s,
             Request::Enroll(..) => panic!("expected a connection, got an enrollment"),
         }
     }
@@ -381,7 +381,7 @@ fn enroll_observe_apply_then_enforce_offline_and_report_after_reconnecting() {
         }
     );
     respond(
-        tls,
+        *tls,
         "200 OK",
         &serde_json::to_string(&EnrollResponse {
             v: PROTOCOL_VERSION,
@@ -617,7 +617,7 @@ fn refuses_plaintext_without_the_flag_and_names_refused_enrollment() {
     let Request::Enroll(_, tls) = server.accept(Duration::from_secs(30)) else {
         panic!("expected enrollment");
     };
-    respond(tls, "401 Unauthorized", r#"{"error":"bad token"}"#);
+    respond(*tls, "401 Unauthorized", r#"{"error":"bad token"}"#);
     let status = agent.child.wait().expect("wait");
     assert_eq!(status.code(), Some(1));
     let log = agent.log();

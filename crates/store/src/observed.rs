@@ -81,6 +81,29 @@ impl Store {
         })
     }
 
+    /// Replaces the host facts of a known node (a heartbeat without an observed state).
+    /// Returns false when the node is unknown.
+    pub async fn record_facts(
+        &self,
+        node: &str,
+        facts: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<bool> {
+        check_node_name(node)?;
+        let facts = serde_json::to_string(facts).map_err(|source| crate::StoreError::Encode {
+            what: "facts",
+            source,
+        })?;
+        on_backend!(self, pool => {
+            let done = sqlx::query("UPDATE nodes SET facts = $1 WHERE name = $2")
+                .bind(&facts)
+                .bind(node)
+                .execute(pool)
+                .await
+                .ctx("record facts")?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     /// The last state `node`'s agent reported, if any.
     pub async fn observed(&self, node: &str) -> Result<Option<ObservedRecord>> {
         on_backend!(self, pool => {

@@ -11,10 +11,11 @@ pub mod decide;
 pub mod event;
 pub mod live;
 
-pub use commit_source::{CommitSource, LocalBranch};
+pub use commit_source::CommitSource;
 pub use event::{ConnId, Event};
 pub use live::{Live, LiveState};
 
+use crate::metrics::Metrics;
 use decide::{Decision, InFlight, NodeView, Target};
 use model::manifest::{DriftMode, StaleApply};
 use state::wire::{AgentMessage, DriftReport, PROTOCOL_VERSION, ServerMessage};
@@ -79,6 +80,7 @@ pub struct Engine {
     last_head: Option<String>,
     nodes: HashMap<String, Node>,
     next_request: u64,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Engine {
@@ -103,7 +105,14 @@ impl Engine {
             last_head: None,
             nodes: HashMap::new(),
             next_request: 1,
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Records into `metrics` (plan and apply durations, commits, drift, queue, agents).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Engine {
+        self.metrics = metrics;
+        self
     }
 
     /// What the API and the status page may read while the engine runs.
@@ -129,6 +138,7 @@ impl Engine {
             };
             let depth = events.len();
             self.live.update(|l| l.queue_depth = depth);
+            self.metrics.set_queue_depth(depth);
             self.handle(event).await;
         }
         tracing::info!("engine stopped: every event sender is gone");
@@ -197,7 +207,8 @@ impl Engine {
             .iter()
             .filter(|(_, n)| n.conn.is_some())
             .map(|(name, _)| name.clone())
-            .collect();
+            .collect::<std::collections::BTreeSet<_>>();
+        self.metrics.set_connected_agents(connected.len());
         self.live.update(|l| l.connected = connected);
     }
 
@@ -255,6 +266,7 @@ impl Engine {
                 compiled_at: chrono::Utc::now(),
             })
             .await?;
+        self.metrics.commit_compiled(ok);
         let (errors, _) = crate::diagnostics_output::summary(&compiled.diagnostics);
         self.audit(
             "commit.compile",
@@ -402,12 +414,18 @@ impl Engine {
         };
         n.facts = facts;
         let Some(observed) = observed else {
+            if let Err(e) = self.store.record_facts(node, &n.facts).await {
+                tracing::error!(%node, error = %e, "cannot record facts");
+            }
             return;
         };
         // Drift is judged only against the desired state the agent holds and the engine
         // has in force; an agent on an older commit is converging, not drifting.
         let desired = match (&self.current, &current) {
-            (Some(c), Some(commit)) if n.agent_commit.as_ref() == Some(commit) => {
+            (Some(c), Some(commit))
+                if n.agent_commit.as_ref() == Some(commit)
+                    && n.view.converged.as_ref() == Some(commit) =>
+            {
                 c.model.desired_for(node).cloned()
             }
             _ => None,
@@ -447,6 +465,16 @@ impl Engine {
 
     async fn drift_reported(&mut self, node: &str, events: Vec<DriftReport>) {
         let commit = self.current.as_ref().map(|c| c.commit.clone());
+        // A node that has not converged to the commit in force is not drifting from it:
+        // what its watch sees is an apply that has not happened or has failed.
+        let converged = self
+            .nodes
+            .get(node)
+            .is_some_and(|n| commit.is_some() && n.view.converged == commit);
+        if !converged {
+            tracing::debug!(%node, events = events.len(), "drift report from a node not converged: not recorded");
+            return;
+        }
         let all_enforced = events.iter().all(|e| e.enforced);
         let changes: Vec<Change> = events
             .into_iter()
@@ -474,6 +502,7 @@ impl Engine {
     }
 
     async fn record_drift(&mut self, node: &str, commit: Option<&str>, changes: &[Change]) {
+        self.metrics.drift_events(changes.len() as u64);
         for change in changes {
             if let Err(e) = self.store.record_drift_event(node, commit, change).await {
                 tracing::error!(%node, error = %e, "cannot record a drift event");
@@ -494,7 +523,12 @@ impl Engine {
             _ => None,
         };
         let (run, commit) = match answered {
-            Some(InFlight::Apply { run, commit, .. }) => (Some(run), commit),
+            Some(InFlight::Apply {
+                run, commit, sent, ..
+            }) => {
+                self.metrics.observe_apply(sent.elapsed());
+                (Some(run), commit)
+            }
             _ => match &report.commit {
                 // An apply the agent made on its own (offline enforcement): record it.
                 Some(commit) => (None, commit.clone()),
@@ -663,7 +697,12 @@ impl Engine {
                     desired,
                 })
             });
-            decide::decide(&n.view, target, Instant::now(), self.config.retry_after)
+            let started = Instant::now();
+            let decision = decide::decide(&n.view, target, started, self.config.retry_after);
+            if matches!(decision, Decision::Apply(_) | Decision::MarkConverged) {
+                self.metrics.observe_plan(started.elapsed());
+            }
+            decision
         };
         let Some(current) = &self.current else {
             return;

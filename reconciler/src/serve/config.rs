@@ -3,9 +3,11 @@
 //! reported at once. Secrets (database URL with a password, webhook secret) may come from a
 //! file, which must not be readable by group or others.
 
+use crate::secret::Secret;
+use crate::source::tracker::{Location, RemoteAuth};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Flags of `centossrv serve`; each also reads `CENTOSSRV_<NAME>` from the environment.
@@ -52,6 +54,12 @@ pub struct ServeArgs {
     /// File holding the shared secret of the push webhook (no webhook without one).
     #[arg(long, env = "CENTOSSRV_WEBHOOK_SECRET_FILE", value_name = "FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// File holding an https token or `user:password` for a remote repository.
+    #[arg(long, env = "CENTOSSRV_REPO_SECRET_FILE", value_name = "FILE")]
+    pub repo_secret_file: Option<PathBuf>,
+    /// ssh private key for an ssh remote.
+    #[arg(long, env = "CENTOSSRV_REPO_SSH_KEY", value_name = "FILE")]
+    pub repo_ssh_key: Option<PathBuf>,
 }
 
 /// The settings a config file may hold.
@@ -71,6 +79,8 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     webhook_secret_file: Option<PathBuf>,
+    repo_secret_file: Option<PathBuf>,
+    repo_ssh_key: Option<PathBuf>,
 }
 
 mod humantime_serde_opt {
@@ -84,29 +94,20 @@ mod humantime_serde_opt {
     }
 }
 
-/// Where the fleet repository is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RepoLocation {
-    /// A repository on this machine, read in place.
-    Local(PathBuf),
-    /// A remote, mirrored into the data directory.
-    Remote(String),
-}
-
 /// The validated configuration.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     /// `None`: the embedded SQLite in `data_dir`.
     pub database_url: Option<String>,
-    pub repo: RepoLocation,
+    pub repo: Location,
     pub branch: String,
     pub poll: Duration,
     pub heartbeat: Duration,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
-    pub webhook_secret: Option<Vec<u8>>,
+    pub webhook_secret: Option<Secret>,
 }
 
 impl std::fmt::Debug for Config {
@@ -137,25 +138,6 @@ pub struct ConfigError(pub Vec<String>);
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/centossrv";
-
-/// Reads a secret from `path`, refusing files readable by group or others.
-pub fn read_secret_file(path: &Path) -> Result<String, String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} is readable by others (mode {mode:o}); chmod 600 it",
-            path.display()
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = text.trim().to_owned();
-    if text.is_empty() {
-        return Err(format!("{} is empty", path.display()));
-    }
-    Ok(text)
-}
 
 impl Config {
     /// Resolves flags/env over the config file over defaults.
@@ -194,8 +176,8 @@ impl Config {
                 None
             }
             (Some(url), None) => Some(url),
-            (None, Some(path)) => match read_secret_file(&path) {
-                Ok(url) => Some(url),
+            (None, Some(path)) => match crate::secret::read_file(&path) {
+                Ok(url) => Some(url.expose().trim().to_owned()),
                 Err(e) => {
                     problems.push(format!("database URL file: {e}"));
                     None
@@ -213,19 +195,40 @@ impl Config {
                 store::redact_url(url)
             ));
         }
+        let auth = match (
+            args.repo_secret_file.clone().or(file.repo_secret_file),
+            args.repo_ssh_key.clone().or(file.repo_ssh_key),
+        ) {
+            (Some(_), Some(_)) => {
+                problems
+                    .push("give an https secret or an ssh key for the repository, not both".into());
+                RemoteAuth::None
+            }
+            (Some(path), None) => match crate::secret::read_file(&path) {
+                Ok(s) => RemoteAuth::from_http_secret(&s),
+                Err(e) => {
+                    problems.push(format!("repository secret: {e}"));
+                    RemoteAuth::None
+                }
+            },
+            (None, Some(key)) => {
+                if let Err(e) = crate::secret::read_file(&key) {
+                    problems.push(format!("repository ssh key: {e}"));
+                }
+                RemoteAuth::SshKey(key)
+            }
+            (None, None) => RemoteAuth::None,
+        };
         let repo = match args.repo.clone().or(file.repo) {
-            Some(r) if looks_remote(&r) => Some(RepoLocation::Remote(r)),
-            Some(r) => {
-                let path = PathBuf::from(&r);
-                if path.exists() {
-                    Some(RepoLocation::Local(path))
-                } else {
+            Some(r) => match Location::parse(&r, auth) {
+                Location::Local(path) if !path.exists() => {
                     problems.push(format!(
                         "repository `{r}` does not exist (and is not a URL)"
                     ));
                     None
                 }
-            }
+                location => Some(location),
+            },
             None => {
                 problems.push("no fleet repository: give --repo PATH|URL".into());
                 None
@@ -268,23 +271,18 @@ impl Config {
                 ));
             }
         }
-        let webhook_secret = match args
+        let webhook_file = args
             .webhook_secret_file
             .clone()
-            .or(file.webhook_secret_file)
-        {
-            Some(path) => match read_secret_file(&path) {
-                Ok(s) => Some(s.into_bytes()),
+            .or(file.webhook_secret_file);
+        let webhook_secret =
+            match crate::secret::load(webhook_file.as_deref(), "CENTOSSRV_WEBHOOK_SECRET") {
+                Ok(secret) => secret,
                 Err(e) => {
                     problems.push(format!("webhook secret: {e}"));
                     None
                 }
-            },
-            None => std::env::var("CENTOSSRV_WEBHOOK_SECRET")
-                .ok()
-                .filter(|s| !s.is_empty())
-                .map(String::into_bytes),
-        };
+            };
         match (problems.is_empty(), repo) {
             (true, Some(repo)) => Ok(Config {
                 listen,
@@ -301,10 +299,6 @@ impl Config {
             _ => Err(ConfigError(problems)),
         }
     }
-}
-
-fn looks_remote(repo: &str) -> bool {
-    repo.contains("://") || (repo.contains('@') && repo.contains(':') && !repo.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -363,16 +357,19 @@ mod tests {
         let err = Config::resolve(&args)
             .expect_err("world-readable secret")
             .to_string();
-        assert!(err.contains("readable by others"), "{err}");
+        assert!(err.contains("readable by group or other"), "{err}");
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let config = Config::resolve(&args).expect("valid");
         assert_eq!(config.branch, "main");
         assert_eq!(config.poll, Duration::from_secs(300));
-        assert_eq!(
-            config.repo,
-            RepoLocation::Remote("https://git.example.net/fleet.git".into())
+        assert!(
+            matches!(&config.repo, Location::Remote { url, .. } if url == "https://git.example.net/fleet.git"),
+            "{config:?}"
         );
-        assert_eq!(config.webhook_secret.as_deref(), Some(&b"s3cret"[..]));
+        assert_eq!(
+            config.webhook_secret.as_ref().map(Secret::expose),
+            Some("s3cret")
+        );
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 }

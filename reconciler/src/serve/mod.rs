@@ -2,5 +2,7 @@
 //! starts the engine, the Git poller and the HTTPS listener (API, agents, webhook).
 
 pub mod config;
+pub mod run;
 
 pub use config::{Config, ConfigError, ServeArgs};
+pub use run::{ServeError, serve};

@@ -192,25 +192,3 @@ pub fn read_git(repo: &Path, rev: &str) -> Result<Snapshot, SourceError> {
     }
     Ok(snapshot)
 }
-
-/// The commit id `rev` resolves to in the repository at or above `repo`, without reading
-/// its tree.
-pub fn resolve_commit(repo: &Path, rev: &str) -> Result<String, SourceError> {
-    let repository = gix::discover(repo).map_err(|e| SourceError::OpenRepo {
-        path: repo.to_owned(),
-        message: e.to_string(),
-    })?;
-    let rev_err = |message: String| SourceError::Revision {
-        rev: rev.to_owned(),
-        message,
-    };
-    let object = repository
-        .rev_parse_single(rev)
-        .map_err(|e| rev_err(e.to_string()))?;
-    let commit = object
-        .object()
-        .map_err(|e| rev_err(e.to_string()))?
-        .peel_to_commit()
-        .map_err(|e| rev_err(e.to_string()))?;
-    Ok(commit.id().to_string())
-}

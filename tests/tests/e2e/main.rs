@@ -33,7 +33,7 @@ fn fleet(root: &Path, motd: &str) {
     write(
         root,
         "roles/web.yaml",
-        "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {role: web}}\n  resources:\n    - file: /etc/motd\n      template: files/motd.j2\n    - file: /etc/app/secret.env\n      content: \"TOKEN=hunter2\\n\"\n      sensitive: true\n",
+        "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {role: web}}\n  resources:\n    - directory: /etc/app\n    - file: /etc/motd\n      template: files/motd.j2\n    - file: /etc/app/secret.env\n      content: \"TOKEN=hunter2\\n\"\n      sensitive: true\n",
     );
     write(
         root,
@@ -148,9 +148,14 @@ impl Fleet {
     }
 
     fn token(&self) -> String {
+        // The database alone: `--data-dir` is only for the embedded one.
+        let db = match self.db {
+            Db::Sqlite => vec!["--data-dir".to_owned(), self.data.display().to_string()],
+            Db::Postgres { .. } => vec!["--database-url".to_owned(), self.db.url(&self.data)],
+        };
         let out = run(Command::new(bin("centossrv"))
             .args(["enroll-token", "create"])
-            .args(self.db_args()));
+            .args(db));
         out.lines()
             .map(str::trim)
             .find(|l| l.starts_with("cset_"))
@@ -238,6 +243,44 @@ fn applied(rt: &tokio::runtime::Runtime, store: &store::Store, node: &str) -> us
         .count()
 }
 
+fn head(work: &Path) -> String {
+    run(Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(work))
+    .trim()
+    .to_owned()
+}
+
+/// Waits until every node's runs satisfy `done`; on timeout shows every run.
+fn wait_for_runs(
+    rt: &tokio::runtime::Runtime,
+    db: &store::Store,
+    what: &str,
+    done: impl Fn(&[store::ApplyRun]) -> bool,
+) {
+    let deadline = std::time::Instant::now() + CONVERGE;
+    while std::time::Instant::now() < deadline {
+        if NODES.iter().all(|node| done(&runs(rt, db, node))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let all: Vec<String> = NODES
+        .iter()
+        .flat_map(|node| runs(rt, db, node))
+        .map(|r| {
+            format!(
+                "{} {} {:?} {:?}",
+                r.node,
+                &r.commit[..8],
+                r.status,
+                r.message
+            )
+        })
+        .collect();
+    panic!("timed out waiting for {what}; runs:\n{}", all.join("\n"));
+}
+
 fn flow(db: Db) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -284,8 +327,8 @@ fn flow(db: Db) {
             .iter()
             .all(|n| f.motd(n).as_deref() == Some(&format!("v1 {n}\n")))
     });
-    wait_for("runs recorded", CONVERGE, || {
-        NODES.iter().all(|n| applied(&rt, &db, n) == 1)
+    wait_for_runs(&rt, &db, "one applied run per node", |runs| {
+        runs.len() == 1 && runs[0].status == Some(store::RunStatus::Applied)
     });
     for n in NODES {
         let secret = std::fs::read_to_string(f.root(n).join("etc/app/secret.env")).expect("secret");
@@ -329,8 +372,10 @@ fn flow(db: Db) {
             .iter()
             .all(|n| f.motd(n).as_deref() == Some(&format!("v2 {n}\n")))
     });
-    wait_for("v2 runs recorded", CONVERGE, || {
-        NODES.iter().all(|n| applied(&rt, &db, n) == 2)
+    let v2 = head(&f.work);
+    wait_for_runs(&rt, &db, "v2 applied on every node", |runs| {
+        runs.iter()
+            .any(|r| r.commit == v2 && r.status == Some(store::RunStatus::Applied))
     });
     let verdict = rt.block_on(db.audit_verify()).expect("verify");
     assert!(format!("{verdict:?}").contains("Intact"), "{verdict:?}");
