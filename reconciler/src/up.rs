@@ -413,6 +413,7 @@ pub async fn up(args: &UpArgs) -> Result<(), UpError> {
     )?;
     git(&work, &["push", "-q", "origin", "HEAD:refs/heads/main"])?;
     let second = git(&work, &["rev-parse", "HEAD"])?;
+    let pushed = Instant::now();
     say(format!(
         "\ncommit {} pushed to main (edits {}):",
         &second[..12],
@@ -424,7 +425,9 @@ pub async fn up(args: &UpArgs) -> Result<(), UpError> {
     let runs = wait_applied(&db, &nodes, &second, args.timeout).await?;
     show_runs(&runs);
     say(format!(
-        "\nthe fleet followed the push in {:.1}s from start",
+        "\napplied on {} nodes {:.1}s after the push ({:.1}s since `up` started)",
+        nodes.len(),
+        pushed.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64()
     ));
     db.close().await;

@@ -129,6 +129,64 @@ impl Store {
         })
     }
 
+    /// Approves the plan `digest` of `node` at `commit` and starts its apply run, in one
+    /// transaction: a run never exists without its approval. Returns the run's id. The node
+    /// must have a desired state at that commit.
+    pub async fn approve_and_start_run(
+        &self,
+        commit: &str,
+        node: &str,
+        digest: &str,
+        approved_by: &str,
+    ) -> Result<i64> {
+        check_sha(commit)?;
+        let at = now();
+        on_backend!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let node_id: Option<i64> = sqlx::query_scalar(
+                "SELECT d.node_id FROM desired_states d JOIN nodes n ON n.id = d.node_id \
+                 WHERE d.commit_sha = $1 AND n.name = $2",
+            )
+            .bind(commit)
+            .bind(node)
+            .fetch_optional(&mut *tx)
+            .await
+            .ctx("look up a desired state")?;
+            let Some(node_id) = node_id else {
+                return Err(StoreError::NoDesiredState {
+                    commit: commit.to_owned(),
+                    node: node.to_owned(),
+                });
+            };
+            sqlx::query(
+                "INSERT INTO plan_approvals \
+                 (node_id, commit_sha, digest, approved_by, approved_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(node_id)
+            .bind(commit)
+            .bind(digest)
+            .bind(approved_by)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .ctx("approve a plan")?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO apply_runs (node_id, commit_sha, plan_digest, started_at) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(node_id)
+            .bind(commit)
+            .bind(digest)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await
+            .ctx("start an apply run")?;
+            tx.commit().await.ctx("commit an approval and its run")?;
+            Ok(id)
+        })
+    }
+
     /// Finishes run `id` with its status and per-resource results (in apply order). A run
     /// finishes once.
     pub async fn finish_apply_run(

@@ -49,53 +49,71 @@ impl Store {
     /// Appends an entry to the audit log and returns it with its sequence number and hash.
     /// Concurrent appends (from any number of processes) are serialized by the head row.
     pub async fn audit_append(&self, record: &AuditRecord) -> Result<AuditEntry> {
+        let mut entries = self.audit_append_many(std::slice::from_ref(record)).await?;
+        entries.pop().ok_or_else(|| StoreError::Invalid {
+            what: "audit append",
+            detail: "no entry was appended".into(),
+        })
+    }
+
+    /// Appends entries in order, in one transaction: all or none. For writers that record
+    /// many actions at once (the engine after a burst of agent reports).
+    pub async fn audit_append_many(&self, records: &[AuditRecord]) -> Result<Vec<AuditEntry>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
         let at = now();
         on_backend!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            // Locks the head row until commit (PostgreSQL row lock; SQLite holds the write
-            // lock since BEGIN IMMEDIATE): the next appender waits and then sees this entry.
-            let head = sqlx::query(
-                "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .ctx("lock the audit head")?;
-            let seq: i64 = head.try_get("seq").ctx("read the audit head")?;
-            let prev_hash: String = head.try_get("hash").ctx("read the audit head")?;
-            let content = canonical_content(seq, at, record);
-            let hash = entry_hash(&prev_hash, &content);
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at, actor, action, target, commit_sha, outcome, \
-                 details, content, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(seq)
-            .bind(at)
-            .bind(&record.actor)
-            .bind(&record.action)
-            .bind(&record.target)
-            .bind(record.commit.as_deref())
-            .bind(&record.outcome)
-            .bind(canonical_details(&record.details))
-            .bind(&content)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await
-            .ctx("append an audit entry")?;
-            sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            let mut entries = Vec::with_capacity(records.len());
+            for record in records {
+                // Locks the head row until commit (PostgreSQL row lock; SQLite holds the
+                // write lock since BEGIN IMMEDIATE): the next appender waits and then sees
+                // these entries.
+                let head = sqlx::query(
+                    "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
+                )
+                .fetch_one(&mut *tx)
+                .await
+                .ctx("lock the audit head")?;
+                let seq: i64 = head.try_get("seq").ctx("read the audit head")?;
+                let prev_hash: String = head.try_get("hash").ctx("read the audit head")?;
+                let content = canonical_content(seq, at, record);
+                let hash = entry_hash(&prev_hash, &content);
+                sqlx::query(
+                    "INSERT INTO audit_log (seq, at, actor, action, target, commit_sha, outcome, \
+                     details, content, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(seq)
+                .bind(at)
+                .bind(&record.actor)
+                .bind(&record.action)
+                .bind(&record.target)
+                .bind(record.commit.as_deref())
+                .bind(&record.outcome)
+                .bind(canonical_details(&record.details))
+                .bind(&content)
+                .bind(&prev_hash)
                 .bind(&hash)
                 .execute(&mut *tx)
                 .await
-                .ctx("advance the audit head")?;
-            tx.commit().await.ctx("commit an audit entry")?;
-            Ok(AuditEntry {
-                seq,
-                at,
-                record: record.clone(),
-                prev_hash,
-                hash,
-            })
+                .ctx("append an audit entry")?;
+                sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("advance the audit head")?;
+                entries.push(AuditEntry {
+                    seq,
+                    at,
+                    record: record.clone(),
+                    prev_hash,
+                    hash,
+                });
+            }
+            tx.commit().await.ctx("commit audit entries")?;
+            Ok(entries)
         })
     }
 

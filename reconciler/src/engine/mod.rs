@@ -81,6 +81,9 @@ pub struct Engine {
     nodes: HashMap<String, Node>,
     next_request: u64,
     metrics: Metrics,
+    /// Audit records of actions taken, appended in one transaction when the event queue
+    /// runs dry (or the batch is full): one commit for a burst of agent reports.
+    pending_audit: Vec<AuditRecord>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -94,6 +97,9 @@ impl std::fmt::Debug for Engine {
 
 const ACTOR: &str = "reconciler";
 
+/// Audit records appended per transaction at most.
+const AUDIT_BATCH: usize = 512;
+
 impl Engine {
     pub fn new(store: Store, source: Arc<dyn CommitSource>, config: EngineConfig) -> Engine {
         Engine {
@@ -106,6 +112,7 @@ impl Engine {
             nodes: HashMap::new(),
             next_request: 1,
             metrics: Metrics::new(),
+            pending_audit: Vec::new(),
         }
     }
 
@@ -140,7 +147,11 @@ impl Engine {
             self.live.update(|l| l.queue_depth = depth);
             self.metrics.set_queue_depth(depth);
             self.handle(event).await;
+            if events.is_empty() || self.pending_audit.len() >= AUDIT_BATCH {
+                self.flush_audit().await;
+            }
         }
+        self.flush_audit().await;
         tracing::info!("engine stopped: every event sender is gone");
     }
 
@@ -274,8 +285,8 @@ impl Engine {
             Some(commit),
             if ok { "ok" } else { "failed" },
             serde_json::json!({ "errors": errors, "nodes": compiled.model.nodes.len() }),
-        )
-        .await;
+        );
+        self.flush_audit().await;
         if !ok {
             tracing::warn!(%commit, errors, "commit does not compile: never dispatched; the last good commit stays in force");
             return Ok(());
@@ -362,8 +373,9 @@ impl Engine {
                         commit,
                         ..
                     }) if asked == request => {
-                        n.view.observed = Some((commit, observed.clone()));
-                        self.record_observed(node, observed).await;
+                        // Stored when it turns out converged; an apply's report
+                        // carries a newer observation otherwise.
+                        n.view.observed = Some((commit, observed));
                     }
                     other => {
                         n.view.in_flight = other;
@@ -622,8 +634,7 @@ impl Engine {
                 "failed": report.totals.failed,
                 "held": held,
             }),
-        )
-        .await;
+        );
         if held {
             self.audit(
                 "apply.hold",
@@ -631,8 +642,7 @@ impl Engine {
                 Some(&commit),
                 "ok",
                 serde_json::json!({ "reason": "the node changed since the plan was approved" }),
-            )
-            .await;
+            );
         }
         if let Some(observed) = observed {
             self.record_observed(node, observed).await;
@@ -712,8 +722,12 @@ impl Engine {
         match decision {
             Decision::Wait(_) => {}
             Decision::MarkConverged => {
-                if let Some(n) = self.nodes.get_mut(node) {
+                let observed = self.nodes.get_mut(node).and_then(|n| {
                     n.view.converged = Some(commit);
+                    n.view.observed.as_ref().map(|(_, o)| o.clone())
+                });
+                if let Some(observed) = observed {
+                    self.record_observed(node, observed).await;
                 }
             }
             Decision::Observe => {
@@ -740,22 +754,14 @@ impl Engine {
                 let Some(desired) = model.desired_for(node) else {
                     return;
                 };
-                if let Err(e) = self
-                    .store
-                    .approve_plan(&commit, node, &plan.digest, ACTOR)
-                    .await
-                {
-                    tracing::error!(%node, error = %e, "cannot record the approval; not dispatched");
-                    return;
-                }
                 let run = match self
                     .store
-                    .start_apply_run(node, &commit, &plan.digest)
+                    .approve_and_start_run(&commit, node, &plan.digest, ACTOR)
                     .await
                 {
                     Ok(run) => run,
                     Err(e) => {
-                        tracing::error!(%node, error = %e, "cannot record the apply run; not dispatched");
+                        tracing::error!(%node, error = %e, "cannot record the approval; not dispatched");
                         return;
                     }
                 };
@@ -769,8 +775,7 @@ impl Engine {
                         "changes": plan.changes.len(),
                         "run": run,
                     }),
-                )
-                .await;
+                );
                 let request = self.request_id();
                 let message = ServerMessage::Apply {
                     v: PROTOCOL_VERSION,
@@ -822,24 +827,32 @@ impl Engine {
         }
     }
 
-    async fn audit(
-        &self,
+    /// Records an action for the audit log; appended by [`Engine::flush_audit`].
+    fn audit(
+        &mut self,
         action: &str,
         target: &str,
         commit: Option<&str>,
         outcome: &str,
         details: serde_json::Value,
     ) {
-        let record = AuditRecord {
+        self.pending_audit.push(AuditRecord {
             actor: ACTOR.to_owned(),
             action: action.to_owned(),
             target: target.to_owned(),
             commit: commit.map(str::to_owned),
             outcome: outcome.to_owned(),
             details,
-        };
-        if let Err(e) = self.store.audit_append(&record).await {
-            tracing::error!(%action, %target, error = %e, "cannot append to the audit log");
+        });
+    }
+
+    async fn flush_audit(&mut self) {
+        if self.pending_audit.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending_audit);
+        if let Err(e) = self.store.audit_append_many(&batch).await {
+            tracing::error!(entries = batch.len(), error = %e, "cannot append to the audit log");
         }
     }
 }

@@ -433,3 +433,41 @@ fn fleet_converges_after_merge_on_postgres() {
             .await;
     });
 }
+
+/// The README's first command: `centossrv up` runs example-repo with agents and shows a
+/// commit flowing through (`--exit` ends it after the demo).
+#[test]
+fn up_runs_the_example_fleet_and_a_commit_flows_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(bin("centossrv"))
+        .args(["up", "--exit", "--agents", "2", "--timeout", "90s", "--dir"])
+        .arg(dir.path().join("up"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run centossrv up");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "reconciler  https://127.0.0.1:",
+        "on main: planned against what each agent observes",
+        "pushed to main (edits files/base/motd.j2)",
+        "(file:/etc/motd)",
+        "stopping (--exit)",
+    ] {
+        assert!(stdout.contains(part), "`{part}` missing from:\n{stdout}");
+    }
+    // The demo edit reached the sandbox roots.
+    let roots = dir.path().join("up/roots");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&roots).expect("roots") {
+        let motd =
+            std::fs::read_to_string(entry.expect("entry").path().join("etc/motd")).expect("motd");
+        assert!(motd.contains("this line arrived by a Git push"), "{motd}");
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+}

@@ -1101,3 +1101,34 @@ async fn mixed_concurrent_writers_wait_for_each_other_instead_of_failing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn facts_alone_update_a_known_node_without_marking_it_reported() {
+    each_backend(|db| async move {
+        let store = db.open().await;
+        let facts: BTreeMap<String, serde_json::Value> = [
+            ("kernel".to_owned(), json!("6.1.0")),
+            ("cpus".to_owned(), json!(2)),
+        ]
+        .into();
+        assert!(
+            !store.record_facts("ghost", &facts).await.expect("facts"),
+            "an unknown node is not created by facts"
+        );
+        assert!(store.node("ghost").await.expect("read").is_none());
+        store
+            .upsert_node(&node("web-1", &[]))
+            .await
+            .expect("upsert");
+        assert!(store.record_facts("web-1", &facts).await.expect("facts"));
+        let stored = store.node("web-1").await.expect("read").expect("node");
+        assert_eq!(stored.facts.as_ref(), Some(&facts));
+        assert_eq!(stored.reported_at, None, "facts are not an observed state");
+        assert!(matches!(
+            store.record_facts("bad\nname", &facts).await,
+            Err(StoreError::Invalid { .. })
+        ));
+        store.close().await;
+    })
+    .await;
+}
