@@ -334,3 +334,90 @@ async fn a_node_changed_after_its_plan_is_replanned_when_the_fleet_says_so() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_does_not_compile_is_recorded_and_never_dispatched() {
+    let f = start("hold").await;
+    git(&f.work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    f.events.send(Event::SourceChanged).await.expect("send");
+    wait_for("v1 everywhere", async || {
+        f.roots.iter().zip(NODES).all(|(r, n)| {
+            std::fs::read_to_string(r.join("etc/motd")).ok() == Some(format!("v1 {n}\n"))
+        })
+    })
+    .await;
+    // A broken role and a changed template in one commit: nothing of it may reach a node.
+    write(&f.work, "files/motd.j2", "v2 {{ node.name }}\n");
+    write(
+        &f.work,
+        "roles/web.yaml",
+        "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {role: web}}\n  resources:\n    - file: relative/path\n      content: x\n",
+    );
+    git(&f.work, &["commit", "-qam", "broken"]);
+    git(&f.work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    let broken = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&f.work)
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .expect("utf-8")
+    .trim()
+    .to_owned();
+    f.events.send(Event::SourceChanged).await.expect("send");
+    wait_for("the broken commit recorded", async || {
+        f.store.commit(&broken).await.ok().flatten().is_some()
+    })
+    .await;
+    let record = f
+        .store
+        .commit(&broken)
+        .await
+        .expect("read")
+        .expect("commit");
+    assert!(!record.ok, "{record:?}");
+    assert!(
+        record.diagnostics.to_string().contains("roles/web.yaml"),
+        "{}",
+        record.diagnostics
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for (root, node) in f.roots.iter().zip(NODES) {
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/motd")).expect("motd"),
+            format!("v1 {node}\n"),
+            "the last good commit stays in force"
+        );
+        assert!(
+            runs(&f.store, node)
+                .await
+                .iter()
+                .all(|r| r.commit != broken),
+            "{node} has a run of the broken commit"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_outside_the_inventory_gets_nothing() {
+    let f = start("hold").await;
+    git(&f.work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    f.events.send(Event::SourceChanged).await.expect("send");
+    let (tx, mut rx) = mpsc::channel::<ServerMessage>(16);
+    f.events
+        .send(Event::AgentConnected {
+            node: "stranger".into(),
+            conn: 99,
+            tx,
+        })
+        .await
+        .expect("send");
+    wait_for("the fleet applied", async || {
+        f.roots.iter().all(|r| r.join("etc/motd").exists())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rx.try_recv().is_err(), "a discovered node was sent a frame");
+}
