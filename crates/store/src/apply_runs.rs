@@ -1,6 +1,7 @@
 //! Apply runs: started when a desired state is dispatched to a node, finished with the
 //! agent's per-resource results.
 
+use crate::approvals::desired_node_id;
 use crate::backend::{BATCH_ROWS, BeginWrite as _, on_backend, placeholders, values_list};
 use crate::commits::check_sha;
 use crate::error::{QueryContext as _, Result, StoreError};
@@ -143,21 +144,7 @@ impl Store {
         let at = now();
         on_backend!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let node_id: Option<i64> = sqlx::query_scalar(
-                "SELECT d.node_id FROM desired_states d JOIN nodes n ON n.id = d.node_id \
-                 WHERE d.commit_sha = $1 AND n.name = $2",
-            )
-            .bind(commit)
-            .bind(node)
-            .fetch_optional(&mut *tx)
-            .await
-            .ctx("look up a desired state")?;
-            let Some(node_id) = node_id else {
-                return Err(StoreError::NoDesiredState {
-                    commit: commit.to_owned(),
-                    node: node.to_owned(),
-                });
-            };
+            let node_id = desired_node_id!(tx, commit, node)?;
             sqlx::query(
                 "INSERT INTO plan_approvals \
                  (node_id, commit_sha, digest, approved_by, approved_at) \

@@ -7,6 +7,27 @@ use crate::{Store, now};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
+/// The id of `node` inside the caller's transaction, if it has a desired state at
+/// `commit` (what an approval needs); `NoDesiredState` otherwise.
+macro_rules! desired_node_id {
+    ($tx:ident, $commit:expr, $node:expr) => {{
+        let node_id: Option<i64> = sqlx::query_scalar(
+            "SELECT d.node_id FROM desired_states d JOIN nodes n ON n.id = d.node_id \
+             WHERE d.commit_sha = $1 AND n.name = $2",
+        )
+        .bind($commit)
+        .bind($node)
+        .fetch_optional(&mut *$tx)
+        .await
+        .ctx("look up a desired state")?;
+        node_id.ok_or_else(|| StoreError::NoDesiredState {
+            commit: $commit.to_owned(),
+            node: $node.to_owned(),
+        })
+    }};
+}
+pub(crate) use desired_node_id;
+
 impl Store {
     /// Approves the plan with `digest` for `node` at `commit`; the node must have a desired
     /// state at that commit.
@@ -20,21 +41,7 @@ impl Store {
         let at = now();
         on_backend!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let node_id: Option<i64> = sqlx::query_scalar(
-                "SELECT d.node_id FROM desired_states d JOIN nodes n ON n.id = d.node_id \
-                 WHERE d.commit_sha = $1 AND n.name = $2",
-            )
-            .bind(commit)
-            .bind(node)
-            .fetch_optional(&mut *tx)
-            .await
-            .ctx("look up a desired state")?;
-            let Some(node_id) = node_id else {
-                return Err(StoreError::NoDesiredState {
-                    commit: commit.to_owned(),
-                    node: node.to_owned(),
-                });
-            };
+            let node_id = desired_node_id!(tx, commit, node)?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO plan_approvals \
                  (node_id, commit_sha, digest, approved_by, approved_at) \

@@ -396,7 +396,7 @@ fn open_or_init_mirror(path: &Path) -> Result<PathBuf, SourceError> {
 /// Makes ring the process-wide rustls provider (reqwest is built without one); a provider
 /// installed earlier by someone else is kept.
 pub fn install_ring_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::tls::ring_provider();
 }
 
 fn shell_quote(value: &str) -> String {
