@@ -89,6 +89,8 @@ pub struct LinkState {
     pub events: mpsc::Sender<Event>,
     pub config: LinkConfig,
     pub stats: Arc<LinkStats>,
+    /// Refused frames are also counted in `centossrv_frames_rejected_total`.
+    pub metrics: Option<crate::metrics::Metrics>,
     next_conn: Arc<AtomicU64>,
     /// The current connection of each node, and how to tell it that it was replaced.
     active: Arc<Mutex<ActiveConnections>>,
@@ -101,8 +103,30 @@ impl LinkState {
             events,
             config,
             stats: Arc::default(),
+            metrics: None,
             next_conn: Arc::new(AtomicU64::new(1)),
             active: Arc::default(),
+        }
+    }
+
+    /// Also counts refused frames in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> LinkState {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Counts a refused frame (in the stats and the metrics).
+    fn frame_refused(&self, oversized: bool) {
+        self.stats.refused_frames.fetch_add(1, Ordering::Relaxed);
+        if oversized {
+            self.stats.oversized_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.frame_rejected(if oversized {
+                crate::metrics::RejectReason::TooLarge
+            } else {
+                crate::metrics::RejectReason::Malformed
+            });
         }
     }
 

@@ -166,7 +166,7 @@ pub(crate) async fn run(state: LinkState, node: String, peer: SocketAddr, socket
     let hello = match hello {
         Ok(hello) => hello,
         Err((reason, code)) => {
-            state.stats.refused_frames.fetch_add(1, Ordering::Relaxed);
+            state.frame_refused(code == close_code::SIZE);
             tracing::warn!(%node, %peer, reason, "agent connection closed");
             let frame = CloseFrame {
                 code,
@@ -254,7 +254,7 @@ pub(crate) async fn run(state: LinkState, node: String, peer: SocketAddr, socket
                         Incoming::Alive => {}
                         Incoming::Ended => break None,
                         Incoming::Frame(AgentMessage::Hello { .. }) => {
-                            state.stats.refused_frames.fetch_add(1, Ordering::Relaxed);
+                            state.frame_refused(false);
                             tracing::warn!(%node, %peer, conn, reason = "second hello", "frame refused");
                             break Some(Control::Close {
                                 code: close_code::POLICY,
@@ -273,10 +273,7 @@ pub(crate) async fn run(state: LinkState, node: String, peer: SocketAddr, socket
                             }
                         }
                         Incoming::Refused { reason, code } => {
-                            state.stats.refused_frames.fetch_add(1, Ordering::Relaxed);
-                            if code == close_code::SIZE {
-                                state.stats.oversized_frames.fetch_add(1, Ordering::Relaxed);
-                            }
+                            state.frame_refused(code == close_code::SIZE);
                             tracing::warn!(%node, %peer, conn, reason, "frame refused, closing");
                             break Some(Control::Close { code, reason, goodbye: None });
                         }

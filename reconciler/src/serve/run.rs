@@ -92,7 +92,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             heartbeat: config.heartbeat,
             ..LinkConfig::default()
         },
-    );
+    )
+    .with_metrics(metrics.clone());
     drop(events);
     let mut app = link::router(link_state).merge(http::api::router(ApiState {
         store: store.clone(),
