@@ -79,6 +79,9 @@ impl LinkStats {
     }
 }
 
+/// Each node's current connection, and the sender that tells it it was replaced.
+type Registry = HashMap<String, (ConnId, oneshot::Sender<()>)>;
+
 /// What the link's handlers share.
 #[derive(Debug, Clone)]
 pub struct LinkState {
@@ -88,7 +91,7 @@ pub struct LinkState {
     pub stats: Arc<LinkStats>,
     next_conn: Arc<AtomicU64>,
     /// The current connection of each node, and how to tell it that it was replaced.
-    active: Arc<Mutex<HashMap<String, (ConnId, oneshot::Sender<()>)>>>,
+    active: Arc<Mutex<Registry>>,
 }
 
 impl LinkState {
