@@ -210,6 +210,15 @@ async fn bad_enrollments_are_refused_and_audited() {
         assert_eq!(status, 413);
         // The unused fresh token still works: refusals did not consume it.
         assert_eq!(server.enroll("web-2", &fresh).await.0, 200);
+        let expiring = server
+            .store
+            .create_enrollment_token(Duration::from_millis(1), "alice")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (status, body) = server.enroll("web-3", &expiring).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("token_expired"), "{body}");
 
         let entries = server.store.audit_list(None, 100).await.unwrap().items;
         let outcomes: Vec<&str> = entries
@@ -219,7 +228,9 @@ async fn bad_enrollments_are_refused_and_audited() {
             .collect();
         assert_eq!(
             outcomes,
-            ["ok", "denied", "denied", "denied", "denied", "denied", "ok"]
+            [
+                "ok", "denied", "denied", "denied", "denied", "denied", "ok", "denied"
+            ]
         );
         let text = format!("{entries:?}");
         assert!(!text.contains(&token[5..]) && !text.contains(&fresh[5..]));
@@ -294,6 +305,7 @@ async fn malformed_wrong_version_and_binary_frames_close_the_connection() {
             CloseCode::Policy,
         ),
         (Message::binary(vec![1, 2, 3]), CloseCode::Unsupported),
+        (hello("web-1"), CloseCode::Policy),
     ];
     for (n, (frame, code)) in bad.into_iter().enumerate() {
         let (mut ws, conn, _tx) = hello_ok(&mut server, &credential, "web-1").await;
@@ -350,5 +362,19 @@ async fn a_silent_agent_is_disconnected_after_three_heartbeats() {
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(500), "{waited:?}");
     assert_eq!(LinkStats::get(&server.stats.timed_out), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_that_never_says_hello_is_closed() {
+    let config = LinkConfig {
+        hello_timeout: Duration::from_millis(200),
+        ..LinkConfig::default()
+    };
+    let mut server = Server::start(Backend::Sqlite, config).await;
+    let credential = server.enrolled("web-1").await;
+    let mut ws = server.connect(Some(&credential)).await.unwrap();
+    assert_eq!(closed(&mut ws).await, Some(CloseCode::Policy));
+    assert!(server.events.try_recv().is_err(), "no AgentConnected");
     server.stop().await;
 }
