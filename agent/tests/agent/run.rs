@@ -68,8 +68,8 @@ struct Server {
 
 /// One accepted request: enrollment, or the WebSocket upgrade.
 enum Request {
-    Enroll(EnrollRequest, Tls),
-    Connect(Session),
+    Enroll(EnrollRequest, Box<Tls>),
+    Connect(Box<Session>),
 }
 
 struct Session {
@@ -136,7 +136,7 @@ impl Server {
             let mut body = vec![0u8; len];
             tls.read_exact(&mut body).expect("body");
             let request: EnrollRequest = serde_json::from_slice(&body).expect("enroll request");
-            return Request::Enroll(request, tls);
+            return Request::Enroll(request, Box::new(tls));
         }
         assert_eq!(request_line, format!("GET {CONNECT_PATH} HTTP/1.1"));
         assert_eq!(
@@ -155,13 +155,13 @@ impl Server {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_FRAME_BYTES))
             .max_frame_size(Some(MAX_FRAME_BYTES));
-        Request::Connect(Session {
+        Request::Connect(Box::new(Session {
             ws: WebSocket::from_raw_socket(tls, Role::Server, Some(config)),
             heartbeats: Vec::new(),
-        })
+        }))
     }
 
-    fn expect_connect(&self) -> Session {
+    fn expect_connect(&self) -> Box<Session> {
         match self.accept(Duration::from_secs(30)) {
             Request::Connect(s) => s,
             Request::Enroll(..) => panic!("expected a connection, got an enrollment"),
@@ -169,7 +169,7 @@ impl Server {
     }
 }
 
-fn respond(mut tls: Tls, status: &str, body: &str) {
+fn respond(mut tls: Box<Tls>, status: &str, body: &str) {
     write!(
         tls,
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -196,9 +196,16 @@ impl Session {
         }
     }
 
-    /// The next frame that is not a heartbeat or drift (those are checked and kept).
+    /// The next frame that is not a heartbeat or drift (those are checked and kept),
+    /// within 20 s.
     fn next_answer(&mut self) -> AgentMessage {
+        let end = Instant::now() + Duration::from_secs(20);
         loop {
+            assert!(
+                Instant::now() < end,
+                "no answer from the agent, only {:?}",
+                self.heartbeats.last()
+            );
             match self.next() {
                 m @ AgentMessage::Heartbeat { .. } => {
                     check_heartbeat(&m);
@@ -638,6 +645,24 @@ fn the_agent_drops_a_malformed_frame_and_reconnects() {
     let agent = Agent::start(&sandbox, &url, &[]);
     let mut session = server.expect_connect();
     session.hello_welcome(None);
+    // A desired state for another node is refused with an error answer.
+    let mut other = motd_state();
+    other.node = "db-1".into();
+    session.send(&ServerMessage::Apply {
+        v: PROTOCOL_VERSION,
+        request: 5,
+        desired: Box::new(other),
+        approved_digest: "sha256:00".into(),
+    });
+    match session.next_answer() {
+        AgentMessage::Error {
+            request: Some(5),
+            message,
+            ..
+        } => assert!(message.contains("db-1"), "{message}"),
+        other => panic!("expected an error answer, got {other:?}"),
+    }
+    assert!(!sandbox.exists("/etc/motd"));
     session
         .ws
         .send(Message::text(r#"{"type":"format_disk","v":1}"#))
