@@ -55,7 +55,7 @@ pub struct LinkConfig {
     pub agent_version: String,
 }
 
-/// Why the link stopped for good (everything else is retried).
+/// Why the link could not start (everything after enrollment is retried).
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("node name `{0}` is not valid: 1-253 characters of letters, digits, `.`, `_`, `-`")]
@@ -288,7 +288,13 @@ pub fn run(
                 log(&agent.config.node, &format!("disconnected: {reason}"));
             }
             Err(session::SessionError::Refused { status }) => {
-                return Err(LinkError::Refused { status });
+                // Not retried quickly, but retried: the cached desired state stays enforced
+                // until an operator re-enrolls or stops the node.
+                log(
+                    &agent.config.node,
+                    &LinkError::Refused { status }.to_string(),
+                );
+                backoff = BACKOFF_MAX;
             }
             Err(e) => log(&agent.config.node, &e.to_string()),
         }

@@ -240,7 +240,7 @@ pub fn run(
         let answer = match message {
             ServerMessage::Observe {
                 request, desired, ..
-            } => match apply::check_desired(&desired) {
+            } => match check(&node, &desired) {
                 Ok(()) => {
                     let (observation, plan) = apply::plan_now(&*agent.host, &desired);
                     AgentMessage::Observed {
@@ -250,7 +250,7 @@ pub fn run(
                         plan,
                     }
                 }
-                Err(e) => error(Some(request), e.to_string()),
+                Err(e) => error(Some(request), e),
             },
             ServerMessage::Apply {
                 request,
@@ -275,6 +275,18 @@ pub fn run(
             return disconnected(true, e);
         }
     }
+}
+
+/// A desired state this agent may act on: its format, and this node's.
+fn check(node: &str, desired: &state::DesiredState) -> Result<(), String> {
+    apply::check_desired(desired).map_err(|e| e.to_string())?;
+    if desired.node != node {
+        return Err(format!(
+            "the desired state is for node `{}`, this is `{node}`",
+            desired.node
+        ));
+    }
+    Ok(())
 }
 
 fn kind(m: &ServerMessage) -> &'static str {
@@ -331,8 +343,8 @@ fn handle_apply(
     desired: state::DesiredState,
     approved_digest: String,
 ) -> AgentMessage {
-    if let Err(e) = apply::check_desired(&desired) {
-        return error(Some(request), e.to_string());
+    if let Err(e) = check(&agent.config.node, &desired) {
+        return error(Some(request), e);
     }
     // What the old watch reported until now is stale news once this apply runs.
     let _ = agent.stop_watch();

@@ -161,15 +161,15 @@ impl Server {
         }))
     }
 
-    fn expect_connect(&self) -> Session {
+    fn expect_connect(&self) -> Box<Session> {
         match self.accept(Duration::from_secs(30)) {
-            Request::Connect(s) => *s,
+            Request::Connect(s) => s,
             Request::Enroll(..) => panic!("expected a connection, got an enrollment"),
         }
     }
 }
 
-fn respond(mut tls: Tls, status: &str, body: &str) {
+fn respond(mut tls: Box<Tls>, status: &str, body: &str) {
     write!(
         tls,
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -196,9 +196,16 @@ impl Session {
         }
     }
 
-    /// The next frame that is not a heartbeat or drift (those are checked and kept).
+    /// The next frame that is not a heartbeat or drift (those are checked and kept),
+    /// within 20 s.
     fn next_answer(&mut self) -> AgentMessage {
+        let end = Instant::now() + Duration::from_secs(20);
         loop {
+            assert!(
+                Instant::now() < end,
+                "no answer from the agent, only {:?}",
+                self.heartbeats.last()
+            );
             match self.next() {
                 m @ AgentMessage::Heartbeat { .. } => {
                     check_heartbeat(&m);
@@ -381,7 +388,7 @@ fn enroll_observe_apply_then_enforce_offline_and_report_after_reconnecting() {
         }
     );
     respond(
-        *tls,
+        tls,
         "200 OK",
         &serde_json::to_string(&EnrollResponse {
             v: PROTOCOL_VERSION,
@@ -617,7 +624,7 @@ fn refuses_plaintext_without_the_flag_and_names_refused_enrollment() {
     let Request::Enroll(_, tls) = server.accept(Duration::from_secs(30)) else {
         panic!("expected enrollment");
     };
-    respond(*tls, "401 Unauthorized", r#"{"error":"bad token"}"#);
+    respond(tls, "401 Unauthorized", r#"{"error":"bad token"}"#);
     let status = agent.child.wait().expect("wait");
     assert_eq!(status.code(), Some(1));
     let log = agent.log();
@@ -638,6 +645,24 @@ fn the_agent_drops_a_malformed_frame_and_reconnects() {
     let agent = Agent::start(&sandbox, &url, &[]);
     let mut session = server.expect_connect();
     session.hello_welcome(None);
+    // A desired state for another node is refused with an error answer.
+    let mut other = motd_state();
+    other.node = "db-1".into();
+    session.send(&ServerMessage::Apply {
+        v: PROTOCOL_VERSION,
+        request: 5,
+        desired: Box::new(other),
+        approved_digest: "sha256:00".into(),
+    });
+    match session.next_answer() {
+        AgentMessage::Error {
+            request: Some(5),
+            message,
+            ..
+        } => assert!(message.contains("db-1"), "{message}"),
+        other => panic!("expected an error answer, got {other:?}"),
+    }
+    assert!(!sandbox.exists("/etc/motd"));
     session
         .ws
         .send(Message::text(r#"{"type":"format_disk","v":1}"#))
