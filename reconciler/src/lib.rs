@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cli_link;
 pub mod diagnostics_output;
 pub mod engine;
+pub mod forge;
 pub mod http;
 pub mod link;
 pub mod masterless;

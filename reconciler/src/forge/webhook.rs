@@ -1,0 +1,1 @@
+//! (being written: see forge/mod.rs for the boundary this module implements)
