@@ -12,6 +12,7 @@ pub mod masterless;
 pub mod metrics;
 pub mod observed_dir;
 pub mod poller;
+pub mod pr;
 pub mod secret;
 pub mod serve;
 pub mod source;

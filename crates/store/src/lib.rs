@@ -18,6 +18,7 @@ mod enrollment;
 mod error;
 mod nodes;
 mod observed;
+mod pr_reports;
 mod records;
 mod retention;
 mod status;
@@ -27,6 +28,7 @@ pub use backend::BackendKind;
 pub use enrollment::{CREDENTIAL_PREFIX, MAX_TOKEN_TTL, TOKEN_PREFIX, TokenRefusal};
 pub use error::{Result, StoreError, redact_url};
 pub use records::*;
+pub use pr_reports::PrReport;
 pub use retention::Pruned;
 
 use backend::Backend;

@@ -10,7 +10,7 @@ use crate::{Store, now};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 use state::ObservedState;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The stored document: the state without what differs at every report (node name, agent
 /// timestamp, facts), sensitive content removed, so a converged fleet shares few documents.
@@ -26,6 +26,42 @@ fn document(observed: &ObservedState) -> ObservedState {
             .map(|(id, spec)| (id.clone(), spec.redacted()))
             .collect(),
     }
+}
+
+/// Nodes with an observed state, their document and the columns around it.
+const OBSERVED_SELECT: &str = "SELECT n.name, n.observed_at, n.reported_at, n.facts, b.digest, b.body \
+     FROM nodes n JOIN blobs b ON b.digest = n.observed_blob";
+
+/// An [`ObservedRecord`] from a row of [`OBSERVED_SELECT`]; `cache` holds the documents
+/// decoded so far, by digest.
+macro_rules! observed_row {
+    ($row:expr, $cache:expr) => {{
+        let row = $row;
+        let cache: &mut HashMap<String, ObservedState> = $cache;
+        let node: String = row.try_get("name").ctx("read an observed state")?;
+        let digest: String = row.try_get("digest").ctx("read an observed state")?;
+        let mut state = match cache.get(&digest) {
+            Some(state) => state.clone(),
+            None => {
+                let body: String = row.try_get("body").ctx("read an observed state")?;
+                let state: ObservedState = decode("observed state", &digest, &body)?;
+                cache.insert(digest, state.clone());
+                state
+            }
+        };
+        state.observed_at = row.try_get("observed_at").ctx("read an observed state")?;
+        let facts: Option<String> = row.try_get("facts").ctx("read an observed state")?;
+        if let Some(facts) = facts {
+            state.facts = serde_json::from_str(&facts).map_err(|e| crate::StoreError::Corrupt {
+                what: format!("facts of node {node}"),
+                detail: e.to_string(),
+            })?;
+        }
+        state.node = node;
+        let reported_at: DateTime<Utc> =
+            row.try_get("reported_at").ctx("read an observed state")?;
+        ObservedRecord { state, reported_at }
+    }};
 }
 
 impl Store {
@@ -107,30 +143,32 @@ impl Store {
     /// The last state `node`'s agent reported, if any.
     pub async fn observed(&self, node: &str) -> Result<Option<ObservedRecord>> {
         on_backend!(self, pool => {
-            let row = sqlx::query(
-                "SELECT n.observed_at, n.reported_at, n.facts, b.digest, b.body \
-                 FROM nodes n JOIN blobs b ON b.digest = n.observed_blob WHERE n.name = $1",
-            )
-            .bind(node)
-            .fetch_optional(pool)
-            .await
-            .ctx("read an observed state")?;
+            let row = sqlx::query(&format!("{OBSERVED_SELECT} WHERE n.name = $1"))
+                .bind(node)
+                .fetch_optional(pool)
+                .await
+                .ctx("read an observed state")?;
             let Some(row) = row else { return Ok(None) };
-            let digest: String = row.try_get("digest").ctx("read an observed state")?;
-            let body: String = row.try_get("body").ctx("read an observed state")?;
-            let mut state: ObservedState = decode("observed state", &digest, &body)?;
-            state.node = node.to_owned();
-            state.observed_at = row.try_get("observed_at").ctx("read an observed state")?;
-            let facts: Option<String> = row.try_get("facts").ctx("read an observed state")?;
-            if let Some(facts) = facts {
-                state.facts = serde_json::from_str(&facts).map_err(|e| crate::StoreError::Corrupt {
-                    what: format!("facts of node {node}"),
-                    detail: e.to_string(),
-                })?;
+            let mut cache = HashMap::new();
+            Ok(Some(observed_row!(row, &mut cache)))
+        })
+    }
+
+    /// The last observed state of every node that ever reported, by name, in one query. Each
+    /// distinct stored document is decoded once (a converged fleet shares a few).
+    pub async fn observed_all(&self) -> Result<BTreeMap<String, ObservedRecord>> {
+        on_backend!(self, pool => {
+            let rows = sqlx::query(OBSERVED_SELECT)
+                .fetch_all(pool)
+                .await
+                .ctx("read observed states")?;
+            let mut cache = HashMap::new();
+            let mut all = BTreeMap::new();
+            for row in rows {
+                let record = observed_row!(row, &mut cache);
+                all.insert(record.state.node.clone(), record);
             }
-            let reported_at: DateTime<Utc> =
-                row.try_get("reported_at").ctx("read an observed state")?;
-            Ok(Some(ObservedRecord { state, reported_at }))
+            Ok(all)
         })
     }
 }

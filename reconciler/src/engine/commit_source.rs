@@ -10,4 +10,9 @@ pub trait CommitSource: Send + Sync + 'static {
     fn head(&self) -> Result<Option<String>, String>;
     /// The files of `commit`.
     fn snapshot(&self, commit: &str) -> Result<Snapshot, String>;
+    /// The commit another ref points at (a pull request's head ref), fetched first when the
+    /// source is remote; `None` when there is no such ref. Sources without other refs say so.
+    fn resolve_ref(&self, git_ref: &str) -> Result<Option<String>, String> {
+        Err(format!("this commit source cannot read {git_ref}"))
+    }
 }

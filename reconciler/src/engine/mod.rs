@@ -453,11 +453,15 @@ impl Engine {
                         .filter(|c| c.action != state::Action::Unmanage)
                         .cloned()
                         .collect();
+                    self.live.set_drift(node, Some(changes.clone()));
                     self.record_drift(node, current.as_deref(), &changes).await;
                     self.drifted(node);
                 }
-            } else if let Some(n) = self.nodes.get_mut(node) {
-                n.last_drift = None;
+            } else {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.last_drift = None;
+                }
+                self.live.set_drift(node, None);
             }
         }
         self.record_observed(node, observed).await;
@@ -507,6 +511,9 @@ impl Engine {
                 unobserved: false,
             })
             .collect();
+        if !all_enforced {
+            self.live.set_drift(node, Some(changes.clone()));
+        }
         self.record_drift(node, commit.as_deref(), &changes).await;
         if !all_enforced {
             self.drifted(node);
@@ -604,6 +611,8 @@ impl Engine {
                 n.view.failed = None;
                 if current == Some(commit.as_str()) {
                     n.view.converged = Some(commit.clone());
+                    // The apply brought every managed resource back to the desired state.
+                    self.live.set_drift(node, None);
                 }
                 if let Some(o) = &observed {
                     n.view.observed = Some((commit.clone(), o.clone()));
@@ -726,6 +735,7 @@ impl Engine {
                     n.view.converged = Some(commit);
                     n.view.observed.as_ref().map(|(_, o)| o.clone())
                 });
+                self.live.set_drift(node, None);
                 if let Some(observed) = observed {
                     self.record_observed(node, observed).await;
                 }

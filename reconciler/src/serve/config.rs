@@ -3,6 +3,7 @@
 //! reported at once. Secrets (database URL with a password, webhook secret) may come from a
 //! file, which must not be readable by group or others.
 
+use super::forge_config::{ForgeArgs, ForgeFile, ForgeSettings};
 use crate::secret::Secret;
 use crate::source::tracker::{Location, RemoteAuth};
 use serde::Deserialize;
@@ -60,6 +61,8 @@ pub struct ServeArgs {
     /// ssh private key for an ssh remote.
     #[arg(long, env = "CENTOSSRV_REPO_SSH_KEY", value_name = "FILE")]
     pub repo_ssh_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub forge: ForgeArgs,
 }
 
 /// The settings a config file may hold.
@@ -81,6 +84,7 @@ struct FileConfig {
     webhook_secret_file: Option<PathBuf>,
     repo_secret_file: Option<PathBuf>,
     repo_ssh_key: Option<PathBuf>,
+    forge: Option<ForgeFile>,
 }
 
 mod humantime_serde_opt {
@@ -108,6 +112,8 @@ pub struct Config {
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub webhook_secret: Option<Secret>,
+    /// Pull request planning on a forge, when configured.
+    pub forge: Option<ForgeSettings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -127,6 +133,7 @@ impl std::fmt::Debug for Config {
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "<set>"),
             )
+            .field("forge", &self.forge)
             .finish_non_exhaustive()
     }
 }
@@ -283,6 +290,7 @@ impl Config {
                     None
                 }
             };
+        let forge = ForgeSettings::resolve(&args.forge, file.forge, &mut problems);
         match (problems.is_empty(), repo) {
             (true, Some(repo)) => Ok(Config {
                 listen,
@@ -295,6 +303,7 @@ impl Config {
                 tls_cert,
                 tls_key,
                 webhook_secret,
+                forge,
             }),
             _ => Err(ConfigError(problems)),
         }

@@ -2,6 +2,7 @@
 //! starts the engine, the Git poller and the HTTPS listener (API, agents, webhook).
 
 pub mod config;
+pub mod forge_config;
 pub mod run;
 
 pub use config::{Config, ConfigError, ServeArgs};

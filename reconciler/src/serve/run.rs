@@ -40,6 +40,10 @@ impl CommitSource for Tracker {
     fn snapshot(&self, commit: &str) -> Result<model::Snapshot, String> {
         self.read_commit(commit).map_err(|e| e.to_string())
     }
+
+    fn resolve_ref(&self, git_ref: &str) -> Result<Option<String>, String> {
+        Tracker::resolve_ref(self, git_ref).map_err(|e| e.to_string())
+    }
 }
 
 impl LiveView for Live {

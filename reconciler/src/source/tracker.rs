@@ -155,12 +155,51 @@ impl Tracker {
     /// when the repository has no branch at all yet (a freshly created, empty repository).
     /// Blocking: call it from `spawn_blocking` in async code.
     pub fn resolve_head(&self) -> Result<Option<String>, SourceError> {
+        if let Location::Remote { url, auth } = &self.config.location {
+            match self.fetch(url, auth, &self.full_ref)? {
+                Fetched::NoBranches => return Ok(None),
+                Fetched::Missing => return Err(self.branch_missing()),
+                Fetched::Done => {}
+            }
+        }
+        self.read_ref()
+    }
+
+    /// The commit `git_ref` points at (a pull request's `refs/pull/N/head`), fetched into the
+    /// mirror first when the source is remote; `Ok(None)` when the ref does not exist.
+    /// Blocking.
+    pub fn resolve_ref(&self, git_ref: &str) -> Result<Option<String>, SourceError> {
+        if gix::refs::FullName::try_from(git_ref).is_err() || !git_ref.starts_with("refs/") {
+            return Err(SourceError::Config {
+                message: format!("`{git_ref}` is not a full ref name"),
+            });
+        }
         if let Location::Remote { url, auth } = &self.config.location
-            && !self.fetch(url, auth)?
+            && self.fetch(url, auth, git_ref)? != Fetched::Done
         {
             return Ok(None);
         }
-        self.read_ref()
+        let repo = gix::open(&self.repo_path).map_err(|e| SourceError::OpenRepo {
+            path: self.repo_path.clone(),
+            message: e.to_string(),
+        })?;
+        let rev_err = |message: String| SourceError::Revision {
+            rev: git_ref.to_owned(),
+            message,
+        };
+        match repo
+            .try_find_reference(git_ref)
+            .map_err(|e| rev_err(e.to_string()))?
+        {
+            Some(mut reference) => Ok(Some(
+                reference
+                    .peel_to_commit()
+                    .map_err(|e| rev_err(e.to_string()))?
+                    .id
+                    .to_string(),
+            )),
+            None => Ok(None),
+        }
     }
 
     /// Reads every file of `commit` from the tracked repository (the mirror for a remote),
@@ -218,8 +257,9 @@ impl Tracker {
         }
     }
 
-    /// Fetches the branch into the mirror. `Ok(false)`: the remote has no branch at all.
-    fn fetch(&self, url: &str, auth: &RemoteAuth) -> Result<bool, SourceError> {
+    /// Fetches `wanted` (the branch, or a pull request's ref) into the mirror under the same
+    /// name.
+    fn fetch(&self, url: &str, auth: &RemoteAuth, wanted: &str) -> Result<Fetched, SourceError> {
         use gix::remote::Direction;
         let shown = redact_url(url);
         let mut repo = gix::open(&self.repo_path).map_err(|e| SourceError::Mirror {
@@ -241,7 +281,7 @@ impl Tracker {
                 message: e.to_string(),
             })?;
         }
-        let refspec = format!("+{0}:{0}", self.full_ref);
+        let refspec = format!("+{wanted}:{wanted}");
         let remote = repo
             .remote_at(url)
             .and_then(|remote| remote.with_refspecs([refspec.as_str()], Direction::Fetch))
@@ -288,20 +328,30 @@ impl Tracker {
             name.starts_with(b"refs/heads/")
         });
         if !any_branch {
-            return Ok(false);
+            return Ok(Fetched::NoBranches);
         }
         if ref_map.mappings.is_empty() {
-            return Err(self.branch_missing());
+            return Ok(Fetched::Missing);
         }
         prepare
             .receive(gix::progress::Discard, &AtomicBool::new(false))
             .map_err(|e| SourceError::Fetch {
                 url: shown.clone(),
-                branch: self.full_ref["refs/heads/".len()..].to_owned(),
+                branch: wanted.strip_prefix("refs/heads/").unwrap_or(wanted).to_owned(),
                 message: redact_text(&chain(&e)),
             })?;
-        Ok(true)
+        Ok(Fetched::Done)
     }
+}
+
+/// What a fetch found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetched {
+    /// The remote has no branch at all (a new, empty repository).
+    NoBranches,
+    /// The remote has branches but not the wanted ref.
+    Missing,
+    Done,
 }
 
 /// An error and its causes on one line, `outer: cause: root cause`, repeats dropped.

@@ -4,6 +4,7 @@
 //! a second identical push changes nothing; a hand edit is recorded as drift and reverted;
 //! a restarted reconciler picks everything up again.
 
+mod forge;
 mod harness;
 
 use harness::{Process, bin, git, run, wait_for, write};
@@ -123,8 +124,14 @@ impl Fleet {
 
     /// Starts the reconciler on `port` (0: any) and returns it with its address.
     fn serve(&self, port: u16) -> (Process, String) {
+        self.serve_with(port, &[])
+    }
+
+    /// [`Fleet::serve`] with more flags.
+    fn serve_with(&self, port: u16, extra: &[&str]) -> (Process, String) {
         let mut cmd = Command::new(bin("centossrv"));
         cmd.arg("serve")
+            .args(extra)
             .args(self.db_args())
             .args(["--repo", self.bare.to_str().expect("utf-8")])
             .args(["--branch", "main", "--poll", "500ms", "--heartbeat", "1s"])

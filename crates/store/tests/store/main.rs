@@ -2,6 +2,7 @@
 //! PostgreSQL.
 
 mod enrollment;
+mod pr_reports;
 mod status;
 mod support;
 
