@@ -20,9 +20,9 @@
 //! [`MAX_BODY`] (not read further), 503 `busy` when the planner's queue is full.
 //!
 //! Sending: `try_send`, never waiting. A full (or closed) queue answers 503 and the delivery
-//! id is forgotten, so the forge's redelivery (GitHub: "Redeliver" or its API; GitLab: its
-//! retries) is handled like a new one; the webhook handler never holds a connection open
-//! waiting for the planner.
+//! id is forgotten, so a redelivery (GitHub's "Redeliver", GitLab's "Resend request", by hand
+//! or through their APIs; neither forge is relied on to retry by itself) is handled like a
+//! new one; the webhook handler never holds a connection open waiting for the planner.
 //!
 //! Every refusal (bad signature or token, replayed delivery, oversized or malformed body) is
 //! appended to the audit log as `webhook.refused` by `webhook:github` / `webhook:gitlab`,
