@@ -45,7 +45,7 @@ pub fn router(secret: Option<Secret>, poller: PollerHandle) -> Router {
     let state = Arc::new(Hook {
         secret,
         poller,
-        seen: Mutex::new(Deliveries::default()),
+        seen: DeliveryMemory::default(),
     });
     Router::new()
         .route(PATH, post(receive))
@@ -53,7 +53,8 @@ pub fn router(secret: Option<Secret>, poller: PollerHandle) -> Router {
         .with_state(state)
 }
 
-/// The signature header value for `body` under `secret`: `sha256=<hex>`.
+/// The signature header value for `body` under `secret`: `sha256=<hex>` (the form of
+/// GitHub's `X-Hub-Signature-256` too).
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac = new_mac(secret);
     mac.update(body);
@@ -69,7 +70,63 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 struct Hook {
     secret: Secret,
     poller: PollerHandle,
-    seen: Mutex<Deliveries>,
+    seen: DeliveryMemory,
+}
+
+/// Why a webhook delivery was refused: the HTTP status, a stable code (also what the audit
+/// log records) and a message for the sender. Shared by this webhook and the forge webhooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 401 `bad_signature`.
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Refusal::new(StatusCode::UNAUTHORIZED, "bad_signature", message)
+    }
+
+    /// 400 `malformed`.
+    pub(crate) fn malformed(message: impl Into<String>) -> Self {
+        Refusal::new(StatusCode::BAD_REQUEST, "malformed", message)
+    }
+
+    pub(crate) fn into_response(self) -> Response {
+        error(self.status, self.code, &self.message)
+    }
+}
+
+/// The last [`DELIVERY_MEMORY`] delivery ids, shared by the requests of one route.
+#[derive(Debug, Default)]
+pub(crate) struct DeliveryMemory(Mutex<Deliveries>);
+
+impl DeliveryMemory {
+    /// `true` when `id` is new (and now remembered).
+    pub(crate) fn remember(&self, id: &str) -> bool {
+        self.lock().insert(id)
+    }
+
+    /// Forgets `id`, so that a redelivery of a delivery that could not be handled is handled.
+    pub(crate) fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Deliveries> {
+        match self.0.lock() {
+            Ok(seen) => seen,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
 }
 
 /// The last [`DELIVERY_MEMORY`] delivery ids, oldest first out.
@@ -94,6 +151,14 @@ impl Deliveries {
         self.order.push_back(id.to_owned());
         true
     }
+
+    fn remove(&mut self, id: &str) {
+        if self.set.remove(id)
+            && let Some(at) = self.order.iter().rposition(|seen| seen == id)
+        {
+            self.order.remove(at);
+        }
+    }
 }
 
 fn new_mac(secret: &[u8]) -> Hmac<Sha256> {
@@ -104,56 +169,67 @@ fn new_mac(secret: &[u8]) -> Hmac<Sha256> {
     }
 }
 
+/// The body, or the refusal for one too large ([`MAX_BODY`], 413 `payload_too_large`, not read
+/// further) or unreadable (400 `bad_body`).
+pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Refusal> {
+    match body {
+        Ok(body) => Ok(body),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {MAX_BODY} bytes"),
+        )),
+        Err(rejection) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("cannot read the body: {}", rejection.body_text()),
+        )),
+    }
+}
+
+/// The delivery id in header `name`: `None` when absent; refused (400 `bad_delivery`) unless
+/// it is 1 to 200 visible ASCII characters.
+pub(crate) fn delivery_id(headers: &HeaderMap, name: &str) -> Result<Option<String>, Refusal> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(id) if !id.is_empty() && id.len() <= MAX_DELIVERY_ID => Ok(Some(id.to_owned())),
+        _ => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad_delivery",
+            format!("{name} must be 1 to {MAX_DELIVERY_ID} visible ASCII characters"),
+        )),
+    }
+}
+
 async fn receive(
     State(hook): State<Arc<Hook>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match read_body(body) {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                &format!("the body is larger than {MAX_BODY} bytes"),
-            );
-        }
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                &format!("cannot read the body: {}", rejection.body_text()),
-            );
-        }
+        Err(refusal) => return refusal.into_response(),
     };
-    if let Err(message) = verify(hook.secret.expose().as_bytes(), &headers, &body) {
-        tracing::warn!(reason = message, "webhook refused");
-        return error(StatusCode::UNAUTHORIZED, "bad_signature", message);
+    if let Err(refusal) = verify(
+        hook.secret.expose().as_bytes(),
+        &headers,
+        SIGNATURE_HEADER,
+        &body,
+    ) {
+        tracing::warn!(reason = refusal.message, "webhook refused");
+        return refusal.into_response();
     }
-    let delivery = match headers.get(DELIVERY_HEADER) {
-        None => None,
-        Some(value) => match value.to_str() {
-            Ok(id) if !id.is_empty() && id.len() <= MAX_DELIVERY_ID => Some(id.to_owned()),
-            _ => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_delivery",
-                    &format!(
-                        "{DELIVERY_HEADER} must be 1 to {MAX_DELIVERY_ID} visible ASCII characters"
-                    ),
-                );
-            }
-        },
+    let delivery = match delivery_id(&headers, DELIVERY_HEADER) {
+        Ok(delivery) => delivery,
+        Err(refusal) => return refusal.into_response(),
     };
-    if let Some(id) = &delivery {
-        let new = match hook.seen.lock() {
-            Ok(mut seen) => seen.insert(id),
-            Err(poisoned) => poisoned.into_inner().insert(id),
-        };
-        if !new {
-            tracing::debug!(delivery = id, "duplicate webhook delivery");
-            return status(StatusCode::ACCEPTED, "duplicate", delivery.as_deref());
-        }
+    if let Some(id) = &delivery
+        && !hook.seen.remember(id)
+    {
+        tracing::debug!(delivery = id, "duplicate webhook delivery");
+        return status(StatusCode::ACCEPTED, "duplicate", delivery.as_deref());
     }
     tracing::info!(
         delivery = delivery.as_deref().unwrap_or("-"),
@@ -163,21 +239,38 @@ async fn receive(
     status(StatusCode::ACCEPTED, "accepted", delivery.as_deref())
 }
 
-fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+/// Checks header `name` (`sha256=<hex HMAC-SHA256 of body under secret>`) in constant time;
+/// refused as 401 `bad_signature` when missing, malformed or not matching.
+pub(crate) fn verify(
+    secret: &[u8],
+    headers: &HeaderMap,
+    name: &str,
+    body: &[u8],
+) -> Result<(), Refusal> {
     let header = headers
-        .get(SIGNATURE_HEADER)
-        .ok_or("missing X-Centossrv-Signature header")?;
-    let hex = header
+        .get(name)
+        .ok_or_else(|| Refusal::unauthorized(format!("missing {name} header")))?;
+    let signature = header
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("sha256="))
-        .ok_or("X-Centossrv-Signature must be `sha256=<hex>`")?;
-    let signature =
-        decode_hex(hex).ok_or("X-Centossrv-Signature must be `sha256=<64 hex digits>`")?;
+        .and_then(decode_hex)
+        .ok_or_else(|| Refusal::unauthorized(format!("{name} must be `sha256=<64 hex digits>`")))?;
     let mut mac = new_mac(secret);
     mac.update(body);
     mac.verify_slice(&signature)
-        .map_err(|_| "signature does not match the body")
+        .map_err(|_| Refusal::unauthorized("signature does not match the body"))
+}
+
+/// `presented == secret`, compared in constant time (as HMACs under the secret, so neither
+/// the position of the first difference nor the length of `presented` shows in the timing).
+pub(crate) fn token_matches(secret: &[u8], presented: &[u8]) -> bool {
+    let mut expected = new_mac(secret);
+    expected.update(secret);
+    let expected = expected.finalize().into_bytes();
+    let mut mac = new_mac(secret);
+    mac.update(presented);
+    mac.verify_slice(&expected).is_ok()
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
@@ -196,7 +289,8 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn status(code: StatusCode, status: &str, delivery: Option<&str>) -> Response {
+/// `{"status": status, "delivery": delivery}` with `code`.
+pub(crate) fn status(code: StatusCode, status: &str, delivery: Option<&str>) -> Response {
     let body = serde_json::json!({ "status": status, "delivery": delivery });
     (code, axum::Json(body)).into_response()
 }
@@ -215,10 +309,21 @@ mod tests {
         let sig = sign(b"secret", b"body");
         let mut headers = HeaderMap::new();
         headers.insert(SIGNATURE_HEADER, sig.parse().expect("header"));
-        assert_eq!(verify(b"secret", &headers, b"body"), Ok(()));
-        assert!(verify(b"secret", &headers, b"body!").is_err());
-        assert!(verify(b"other", &headers, b"body").is_err());
-        assert!(verify(b"secret", &HeaderMap::new(), b"body").is_err());
+        let check = |secret: &[u8], headers: &HeaderMap, body: &[u8]| {
+            verify(secret, headers, SIGNATURE_HEADER, body)
+        };
+        assert_eq!(check(b"secret", &headers, b"body"), Ok(()));
+        assert!(check(b"secret", &headers, b"body!").is_err());
+        assert!(check(b"other", &headers, b"body").is_err());
+        assert!(check(b"secret", &HeaderMap::new(), b"body").is_err());
+    }
+
+    #[test]
+    fn tokens_compare_by_value() {
+        assert!(token_matches(b"hunter2", b"hunter2"));
+        assert!(!token_matches(b"hunter2", b"hunter3"));
+        assert!(!token_matches(b"hunter2", b"hunter2 "));
+        assert!(!token_matches(b"hunter2", b""));
     }
 
     #[test]
@@ -239,5 +344,16 @@ mod tests {
         assert_eq!(seen.set.len(), DELIVERY_MEMORY);
         assert!(seen.insert("0"), "the oldest ids are forgotten");
         assert!(!seen.insert(&(DELIVERY_MEMORY + 4).to_string()));
+    }
+
+    #[test]
+    fn forgotten_deliveries_are_new_again() {
+        let seen = DeliveryMemory::default();
+        assert!(seen.remember("a"));
+        assert!(!seen.remember("a"));
+        seen.forget("a");
+        assert!(seen.remember("a"));
+        seen.forget("b");
+        assert_eq!(seen.lock().order.len(), 1);
     }
 }
