@@ -515,3 +515,48 @@ async fn the_fake_records_malformed_requests() {
     assert!(violations[6].contains("PRIVATE-TOKEN header missing"));
     assert!(fake.statuses().is_empty());
 }
+
+#[tokio::test]
+async fn the_fake_takes_form_bodies_and_refuses_repeated_transitions_like_gitlab() {
+    let fake = FakeGitLab::start("group/project").await;
+    fake.add_merge_request(1, HEAD, BASE, "main", "Change");
+    reconciler::tls::ring_provider();
+    let http = reqwest::Client::new();
+    let statuses = format!(
+        "{}/projects/{}/statuses/{HEAD}",
+        fake.base_url(),
+        fake.project_id()
+    );
+    let post = |body: &'static str| {
+        http.post(&statuses)
+            .header("PRIVATE-TOKEN", fake.token())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let first = post("state=running&name=centossrv%2Fplan&description=Planning+now")
+        .await
+        .expect("send");
+    assert_eq!(first.status(), 201);
+    let created: serde_json::Value = first.json().await.expect("json");
+    assert_eq!(created["status"], "running");
+    assert_eq!(created["description"], "Planning now");
+    let again = post("state=running&name=centossrv%2Fplan")
+        .await
+        .expect("send");
+    assert_eq!(again.status(), 400);
+    let body: serde_json::Value = again.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Cannot transition status via :run from :running")),
+        "{body}"
+    );
+    let done = post("state=success&name=centossrv%2Fplan")
+        .await
+        .expect("send");
+    assert_eq!(done.status(), 201);
+    assert_eq!(fake.statuses().len(), 1, "the running status moved on");
+    assert_eq!(fake.statuses()[0].state, "success");
+    assert_clean(&fake);
+}
