@@ -3,10 +3,11 @@
 
 use crate::diagnostic::{Code, Diagnostic, normalize};
 use crate::layout::{Layout, Slot};
-use crate::loader::{self, Located};
+use crate::loader::{self, Loads, Located};
 use crate::lower::{self, Body, Decl};
 use crate::manifest::{DriftMode, NodeDoc, RoleDoc, Selector, SelectorOperator, StaleApply, Vars};
 use crate::order;
+use crate::reuse::{LayoutKeys, Memo, MemoRole, NodeMemo, Reuse};
 use crate::selector;
 use crate::snapshot::Snapshot;
 use crate::template::{RESERVED_VARS, Templates};
@@ -14,6 +15,7 @@ use crate::yaml::Pos;
 use minijinja::Value;
 use state::parallel::in_parallel;
 use state::{DESIRED_FORMAT, DesiredResource, DesiredState, Origin, ResourceId, Spec};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -103,11 +105,50 @@ pub fn compile(snapshot: &Snapshot) -> Compiled {
     compile_with(snapshot, true)
 }
 
+/// Compiles `base`, then `head` reusing base's work wherever head's inputs are the same:
+/// files with the same bytes are loaded once, and a template's render on a node (and the
+/// resources built from it) is taken from base when the template, the node's document, its
+/// role's vars and declarations, the fleet's vars and the inventory are all the same. The
+/// results are exactly those of `compile(head)` and `compile(base)`; a pull request's plan
+/// compiles both revisions and usually changes a few files.
+pub fn compile_pair(head: &Snapshot, base: &Snapshot) -> (Compiled, Compiled) {
+    let (base_compiled, memo) = compile_inner(base, true, Mode::Record);
+    let (head_compiled, _) = compile_inner(head, true, Mode::Reuse(base, &memo));
+    (head_compiled, base_compiled)
+}
+
 /// Compiles `snapshot`; without `use_layouts` every node is assembled declaration by
 /// declaration (what layouts must reproduce exactly; the tests compare the two).
 fn compile_with(snapshot: &Snapshot, use_layouts: bool) -> Compiled {
+    compile_inner(snapshot, use_layouts, Mode::Alone).0
+}
+
+/// How a compile relates to another revision's.
+#[derive(Clone, Copy)]
+enum Mode<'m> {
+    /// On its own.
+    Alone,
+    /// Keeping what a compile of another revision can reuse (base, in `compile_pair`).
+    Record,
+    /// Reusing what the compile of the snapshot given (base) recorded.
+    Reuse(&'m Snapshot, &'m Memo),
+}
+
+/// Compiles `snapshot` in `mode`; the memo is filled in `Mode::Record` only.
+fn compile_inner(snapshot: &Snapshot, use_layouts: bool, mode: Mode<'_>) -> (Compiled, Memo) {
     let mut diags = Vec::new();
-    let mut loaded = loader::load(snapshot, &mut diags);
+    let prior_loads = match mode {
+        Mode::Reuse(_, memo) => Some(&memo.loads),
+        _ => None,
+    };
+    let (mut loaded, loads) = match mode {
+        Mode::Alone => (loader::load(snapshot, &mut diags), Loads::default()),
+        _ => loader::load_reusing(snapshot, prior_loads, &mut diags),
+    };
+    let mut memo = Memo::default();
+    if let Mode::Record = mode {
+        memo.loads = loads;
+    }
     let mut rejected = std::mem::take(&mut loaded.rejected);
     let fleet = fleet_settings(&loaded.fleets, &mut diags);
     let fleet_vars = loaded
@@ -139,8 +180,28 @@ fn compile_with(snapshot: &Snapshot, use_layouts: bool) -> Compiled {
             vars,
         });
     }
+    let fleet_vars_doc = loaded.fleets.first().map(|f| &f.doc.spec.vars);
+    let reuse = match mode {
+        Mode::Reuse(base, prior) => {
+            let roles: Vec<_> = roles
+                .iter()
+                .zip(&lowered)
+                .map(|(doc, l)| (doc, &l.decls[..]))
+                .collect();
+            Reuse::new(
+                prior,
+                base,
+                snapshot,
+                fleet_vars_doc,
+                &fleet.name,
+                &nodes,
+                &roles,
+            )
+        }
+        _ => None,
+    };
 
-    let inventory: Vec<Value> = nodes.iter().map(node_value).collect();
+    let inventory: Vec<Value> = nodes.iter().map(|n| node_value(n)).collect();
     let inventory = Value::from(inventory);
     let shared = Shared {
         lowered: &lowered,
@@ -152,6 +213,8 @@ fn compile_with(snapshot: &Snapshot, use_layouts: bool) -> Compiled {
         commit: &snapshot.commit,
         layouts: Mutex::new(HashMap::new()),
         use_layouts,
+        record: matches!(mode, Mode::Record),
+        reuse: reuse.as_ref(),
     };
     // Nodes compile independently: slices of the inventory on all cores, merged in
     // inventory order, so the result is the same as one pass over the nodes.
@@ -170,6 +233,7 @@ fn compile_with(snapshot: &Snapshot, use_layouts: bool) -> Compiled {
         for (all, mut some) in role_nodes.iter_mut().zip(part.role_nodes) {
             all.append(&mut some);
         }
+        memo.nodes.append(&mut part.memos);
     }
 
     let mut role_infos = Vec::new();
@@ -201,7 +265,22 @@ fn compile_with(snapshot: &Snapshot, use_layouts: bool) -> Compiled {
     }
     per_node.flush(&mut diags);
     normalize(&mut diags);
-    Compiled {
+    if let Mode::Record = mode {
+        memo.fleet_vars = fleet_vars_doc.cloned();
+        memo.fleet_name = fleet.name.clone();
+        memo.inventory = nodes.clone();
+        memo.runaway = templates.runaway();
+        let decls = lowered.into_iter().map(|l| l.decls);
+        memo.roles = roles
+            .iter()
+            .zip(decls)
+            .map(|(doc, decls)| MemoRole {
+                doc: Arc::clone(doc),
+                decls,
+            })
+            .collect();
+    }
+    let compiled = Compiled {
         model: Model {
             commit: snapshot.commit.clone(),
             fleet,
@@ -210,7 +289,8 @@ fn compile_with(snapshot: &Snapshot, use_layouts: bool) -> Compiled {
             desired,
         },
         diagnostics: diags,
-    }
+    };
+    (compiled, memo)
 }
 
 /// Slices of at least this many nodes are compiled as one task.
@@ -228,6 +308,19 @@ struct Shared<'a> {
     /// Layouts by set of roles, computed by the first node with that set.
     layouts: Mutex<HashMap<Vec<usize>, Arc<Option<Layout<'a>>>>>,
     use_layouts: bool,
+    /// Whether to keep each node's renders and layout keys (base of `compile_pair`).
+    record: bool,
+    /// What may be taken from base (head of `compile_pair`).
+    reuse: Option<&'a Reuse<'a>>,
+}
+
+/// A layout as one slice of nodes uses it.
+struct Known<'a> {
+    layout: Option<Layout<'a>>,
+    /// Its renders and slots by role and template or declaration (when recording).
+    keys: Option<Arc<LayoutKeys>>,
+    /// Per render: base's role, when base's render of the template may be reused.
+    base_roles: Vec<Option<usize>>,
 }
 
 /// The nodes of one slice of the inventory, compiled, with what was found on them.
@@ -238,10 +331,12 @@ struct NodesPart {
     desired: BTreeMap<String, Arc<DesiredState>>,
     /// Per role, the nodes of this slice it selects.
     role_nodes: Vec<Vec<String>>,
+    /// What base's compile keeps of its nodes (when recording).
+    memos: Vec<NodeMemo>,
 }
 
 /// Compiles `nodes`, a slice of the inventory, in order.
-fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
+fn compile_nodes(nodes: &[Arc<Located<NodeDoc>>], shared: &Shared<'_>) -> NodesPart {
     let Shared {
         lowered,
         fleet_vars,
@@ -252,14 +347,17 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
         commit,
         ref layouts,
         use_layouts,
+        record,
+        reuse,
     } = *shared;
     let mut diags = Vec::new();
     let mut per_node = PerNode::default();
     let mut node_infos = BTreeMap::new();
     let mut desired = BTreeMap::new();
     let mut role_nodes: Vec<Vec<String>> = vec![Vec::new(); lowered.len()];
+    let mut memos = Vec::new();
     // The layouts this slice's nodes use, taken from the shared ones.
-    let mut known: HashMap<Vec<usize>, Arc<Option<Layout<'_>>>> = HashMap::new();
+    let mut known: HashMap<Vec<usize>, Known<'_>> = HashMap::new();
     for node in nodes {
         let name = &node.doc.metadata.name;
         let labels = &node.doc.metadata.labels;
@@ -286,14 +384,37 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
                 .as_ref()
                 .as_ref()
                 .map(Layout::own_copy);
-            known.insert(selected.clone(), Arc::new(layout));
+            let keys = layout
+                .as_ref()
+                .filter(|_| record)
+                .map(|l| Arc::new(l.keys()));
+            let base_roles = match (&layout, reuse) {
+                (Some(l), Some(reuse)) => l
+                    .renders
+                    .iter()
+                    .map(|&(ri, template)| reuse.render_role(ri, template))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let known_layout = Known {
+                layout,
+                keys,
+                base_roles,
+            };
+            known.insert(selected.clone(), known_layout);
         }
-        let from_layout = known
-            .get(&selected)
-            .and_then(|layout| Option::as_ref(layout))
-            .and_then(|layout| fill(layout, lowered, templates, &context_of));
+        let known_layout = known.get(&selected);
+        let from_layout = known_layout.and_then(|k| {
+            let layout = k.layout.as_ref()?;
+            let prior = reuse.and_then(|r| Some((r, r.node(node)?, &k.base_roles[..])));
+            fill(layout, lowered, templates, &context_of, prior)
+        });
+        let mut node_renders = None;
         let resources = match from_layout {
-            Some(resources) => resources,
+            Some((resources, renders)) => {
+                node_renders = Some(renders);
+                resources
+            }
             None => assemble(
                 &selected,
                 lowered,
@@ -329,16 +450,24 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
                 roles: role_names,
             },
         );
-        desired.insert(
-            name.clone(),
-            Arc::new(DesiredState {
-                format: DESIRED_FORMAT,
-                node: name.clone(),
-                commit: commit.clone(),
-                labels: labels.clone(),
-                resources,
-            }),
-        );
+        let state = Arc::new(DesiredState {
+            format: DESIRED_FORMAT,
+            node: name.clone(),
+            commit: commit.clone(),
+            labels: labels.clone(),
+            resources,
+        });
+        if let (Some(renders), Some(keys)) =
+            (node_renders, known_layout.and_then(|k| k.keys.as_ref()))
+        {
+            memos.push(NodeMemo {
+                doc: Arc::clone(node),
+                keys: Arc::clone(keys),
+                renders: renders.into_iter().map(Cow::into_owned).collect(),
+                desired: Arc::clone(&state),
+            });
+        }
+        desired.insert(name.clone(), state);
     }
     NodesPart {
         diags,
@@ -346,6 +475,7 @@ fn compile_nodes(nodes: &[Located<NodeDoc>], shared: &Shared<'_>) -> NodesPart {
         node_infos,
         desired,
         role_nodes,
+        memos,
     }
 }
 
@@ -368,40 +498,71 @@ fn layout_of<'a>(
     Arc::clone(lock().entry(selected.to_vec()).or_insert(layout))
 }
 
+/// A node's resources and renders (its own, or base's).
+type Filled<'m> = (Vec<Arc<DesiredResource>>, Vec<Cow<'m, Rendered>>);
+
 /// A node's resources from the layout of its roles: shared resources as they are, templated
-/// ones rendered with the node's context (`context_of(role)`). `None` when a render fails:
-/// the node is then assembled one by one, which reports it.
-fn fill(
+/// ones rendered with the node's context (`context_of(role)`), with the renders (aligned
+/// with the layout's). `None` when a render fails: the node is then assembled one by one,
+/// which reports it. With `prior` (base's reuse decisions, its memo of this node, and per
+/// render base's role when it may be reused), renders and the resources built from them are
+/// taken from base where allowed.
+fn fill<'m>(
     layout: &Layout<'_>,
     lowered: &[LoweredRole<'_>],
     templates: &Templates,
     context_of: &dyn Fn(usize) -> Value,
-) -> Option<Vec<Arc<DesiredResource>>> {
-    let mut rendered: Vec<Rendered> = Vec::with_capacity(layout.renders.len());
+    prior: Option<(&Reuse<'_>, &'m NodeMemo, &[Option<usize>])>,
+) -> Option<Filled<'m>> {
+    let mut rendered: Vec<Cow<'m, Rendered>> = Vec::with_capacity(layout.renders.len());
     let mut ctx: Option<(usize, Value)> = None;
-    for &(ri, template) in &layout.renders {
+    for (i, &(ri, template)) in layout.renders.iter().enumerate() {
+        let from_base = prior.and_then(|(_, memo, base_roles)| {
+            let base_role = base_roles.get(i).copied().flatten()?;
+            // A template that ran away in this compile fails on every node (as it would
+            // without reuse).
+            if templates.ran_away(template) {
+                return None;
+            }
+            memo.render(i, base_role, template)
+        });
+        if let Some(r) = from_base {
+            rendered.push(Cow::Borrowed(r));
+            continue;
+        }
         let ctx = match ctx {
             Some((role, ref value)) if role == ri => value,
             _ => &ctx.insert((ri, context_of(ri))).1,
         };
         let text = templates.render(template, ctx).ok()?;
         let sha256 = state::digest::sha256(text.as_bytes());
-        rendered.push((Arc::from(text), sha256));
+        rendered.push(Cow::Owned((Arc::from(text), sha256)));
     }
     let resources = layout
         .slots
         .iter()
-        .map(|slot| match slot {
+        .enumerate()
+        .map(|(at, slot)| match slot {
             Slot::Shared(r) => Arc::clone(r),
             &Slot::Rendered { role, decl, render } => {
+                // Base's resource, when its render is base's and the role declares the same.
+                let reused = match (prior, &rendered[render]) {
+                    (Some((reuse, memo, _)), Cow::Borrowed(_)) if reuse.same_decls(role) => reuse
+                        .base_role(role)
+                        .and_then(|base_role| memo.resource(at, base_role, decl)),
+                    _ => None,
+                };
+                if let Some(r) = reused {
+                    return Arc::clone(r);
+                }
                 let (role, decl) = (&lowered[role], &lowered[role].decls[decl]);
-                let (text, sha256) = &rendered[render];
+                let (text, sha256) = &*rendered[render];
                 let spec = decl.body.with_rendered(Arc::clone(text), sha256.clone());
                 Arc::new(resource(role.doc, decl, spec))
             }
         })
         .collect();
-    Some(resources)
+    Some((resources, rendered))
 }
 
 /// A node's resources assembled declaration by declaration, with every problem reported:
@@ -476,7 +637,7 @@ fn assemble(
 }
 
 fn fleet_settings(
-    fleets: &[Located<crate::manifest::FleetDoc>],
+    fleets: &[Arc<Located<crate::manifest::FleetDoc>>],
     diags: &mut Vec<Diagnostic>,
 ) -> FleetSettings {
     if let [first, rest @ ..] = fleets {
@@ -554,11 +715,11 @@ impl Named for RoleDoc {
 
 /// Keeps the first document of each name; reports the others.
 fn unique_by_name<T: Named>(
-    docs: Vec<Located<T>>,
+    docs: Vec<Arc<Located<T>>>,
     code: Code,
     what: &str,
     diags: &mut Vec<Diagnostic>,
-) -> Vec<Located<T>> {
+) -> Vec<Arc<Located<T>>> {
     let mut seen: HashMap<String, (String, Pos)> = HashMap::new();
     let mut out = Vec::new();
     for doc in docs {
@@ -683,7 +844,7 @@ fn context(
 }
 
 /// A template's output and its digest.
-type Rendered = (Arc<str>, String);
+pub(crate) type Rendered = (Arc<str>, String);
 
 /// The resource `decl` of `role` becomes with `spec`.
 pub(crate) fn resource(role: &Located<RoleDoc>, decl: &Decl, spec: Spec) -> DesiredResource {

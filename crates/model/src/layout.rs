@@ -4,6 +4,7 @@
 
 use crate::compile::{LoweredRole, merge_edges, resource};
 use crate::order;
+use crate::reuse::LayoutKeys;
 use state::DesiredResource;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,6 +100,26 @@ impl<'a> Layout<'a> {
         let sequence = order::sequence(&resources).ok()?;
         let slots = sequence.into_iter().map(|i| slots[i].clone()).collect();
         Some(Layout { slots, renders })
+    }
+
+    /// Its renders and rendered slots by role and template or declaration, to find a node's
+    /// render or resource again in another revision.
+    pub fn keys(&self) -> LayoutKeys {
+        LayoutKeys {
+            renders: self
+                .renders
+                .iter()
+                .map(|&(role, template)| (role, Box::from(template)))
+                .collect(),
+            slots: self
+                .slots
+                .iter()
+                .map(|slot| match *slot {
+                    Slot::Shared(_) => None,
+                    Slot::Rendered { role, decl, .. } => Some((role, decl)),
+                })
+                .collect(),
+        }
     }
 
     /// The same layout with its own copy of every shared resource.

@@ -8,12 +8,13 @@ pub mod loader;
 pub mod lower;
 pub mod manifest;
 pub mod order;
+mod reuse;
 pub mod schema;
 pub mod selector;
 pub mod snapshot;
 pub mod template;
 pub mod yaml;
 
-pub use compile::{Compiled, Model, NodeInfo, RoleInfo, compile};
+pub use compile::{Compiled, Model, NodeInfo, RoleInfo, compile, compile_pair};
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use snapshot::Snapshot;

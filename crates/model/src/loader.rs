@@ -10,6 +10,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use state::parallel::in_parallel;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Largest manifest file read, in bytes.
@@ -36,15 +37,34 @@ impl<T> Located<T> {
     }
 }
 
-/// Every document of a snapshot, sorted by kind.
+/// Every document of a snapshot, sorted by kind. Documents are shared (`Arc`): a file with
+/// the same path and bytes in two revisions is loaded once (see [`load_reusing`]), and the
+/// compiler tells unchanged documents apart by pointer.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
-    pub fleets: Vec<Located<FleetDoc>>,
-    pub nodes: Vec<Located<NodeDoc>>,
-    pub roles: Vec<Located<RoleDoc>>,
+    pub fleets: Vec<Arc<Located<FleetDoc>>>,
+    pub nodes: Vec<Arc<Located<NodeDoc>>>,
+    pub roles: Vec<Arc<Located<RoleDoc>>>,
     /// Resources declared in role documents that were rejected: they exist in the user's
     /// intent, so references to them are not reported as unknown a second time.
     pub rejected: std::collections::HashSet<state::ResourceId>,
+}
+
+/// What one file yields: a pure function of its path and bytes.
+#[derive(Debug, Default)]
+struct FileLoad {
+    fleets: Vec<Arc<Located<FleetDoc>>>,
+    nodes: Vec<Arc<Located<NodeDoc>>>,
+    roles: Vec<Arc<Located<RoleDoc>>>,
+    rejected: Vec<state::ResourceId>,
+    diags: Vec<Diagnostic>,
+}
+
+/// Every file's load result, by path, with the bytes it came from: what a later load of
+/// another revision reuses for files whose bytes are the same.
+#[derive(Debug, Default)]
+pub struct Loads {
+    files: BTreeMap<String, (Arc<[u8]>, Arc<FileLoad>)>,
 }
 
 /// Whether `path` holds manifests: `centossrv.yaml` and YAML under `nodes/` and `roles/`.
@@ -66,41 +86,72 @@ fn is_stray_yaml(path: &str) -> bool {
 
 /// Reads every manifest of the snapshot; problems go to `diags`.
 pub fn load(snapshot: &Snapshot, diags: &mut Vec<Diagnostic>) -> Loaded {
+    load_with(snapshot, None, false, diags).0
+}
+
+/// Reads every manifest of the snapshot like [`load`], but takes the documents and
+/// problems of a file whose path and bytes are the same in `prior` (another revision's
+/// loads) from there instead of parsing it again. Also returns this snapshot's loads.
+pub fn load_reusing(
+    snapshot: &Snapshot,
+    prior: Option<&Loads>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Loaded, Loads) {
+    load_with(snapshot, prior, true, diags)
+}
+
+/// [`load_reusing`]; the loads are returned only when `keep` is set.
+fn load_with(
+    snapshot: &Snapshot,
+    prior: Option<&Loads>,
+    keep: bool,
+    diags: &mut Vec<Diagnostic>,
+) -> (Loaded, Loads) {
     // Files load independently: slices of them on all cores, joined in path order.
     let files: Vec<(&String, &Arc<[u8]>)> = snapshot.files.iter().collect();
     let parts = in_parallel(&files, FILES_PER_TASK, |files| {
-        let mut loaded = Loaded::default();
-        let mut diags = Vec::new();
-        for &(path, bytes) in files {
-            load_one(path, bytes, &mut loaded, &mut diags);
-        }
-        (loaded, diags)
+        files
+            .iter()
+            .map(|&(path, bytes)| {
+                let reused = prior
+                    .and_then(|p| p.files.get(path))
+                    .filter(|(old, _)| Arc::ptr_eq(old, bytes) || old[..] == bytes[..])
+                    .map(|(_, load)| Arc::clone(load));
+                reused.unwrap_or_else(|| Arc::new(load_one(path, bytes)))
+            })
+            .collect::<Vec<_>>()
     });
     let mut loaded = Loaded::default();
-    for (mut part, mut part_diags) in parts {
-        loaded.fleets.append(&mut part.fleets);
-        loaded.nodes.append(&mut part.nodes);
-        loaded.roles.append(&mut part.roles);
-        loaded.rejected.extend(part.rejected);
-        diags.append(&mut part_diags);
+    let mut loads = Loads::default();
+    for (load, (path, bytes)) in parts.into_iter().flatten().zip(files) {
+        loaded.fleets.extend(load.fleets.iter().cloned());
+        loaded.nodes.extend(load.nodes.iter().cloned());
+        loaded.roles.extend(load.roles.iter().cloned());
+        loaded.rejected.extend(load.rejected.iter().cloned());
+        diags.extend(load.diags.iter().cloned());
+        if keep {
+            loads.files.insert(path.clone(), (Arc::clone(bytes), load));
+        }
     }
-    loaded
+    (loaded, loads)
 }
 
 /// Files of at least this many are loaded as one task.
 const FILES_PER_TASK: usize = 64;
 
-fn load_one(path: &str, bytes: &[u8], loaded: &mut Loaded, diags: &mut Vec<Diagnostic>) {
+fn load_one(path: &str, bytes: &[u8]) -> FileLoad {
+    let mut load = FileLoad::default();
     if is_stray_yaml(path) {
-        diags.push(
+        load.diags.push(
             Diagnostic::new(Code::StrayYaml, path, 0, 0, "this YAML file is not read")
                 .hint("manifests live in `centossrv.yaml`, `nodes/` and `roles/`"),
         );
-        return;
+    } else if is_manifest_path(path) {
+        let mut diags = Vec::new();
+        load_file(path, bytes, &mut load, &mut diags);
+        load.diags = diags;
     }
-    if is_manifest_path(path) {
-        load_file(path, bytes, loaded, diags);
-    }
+    load
 }
 
 /// Decodes `bytes` as UTF-8 or reports where the first invalid byte is.
@@ -127,7 +178,7 @@ pub fn decode<'a>(path: &str, bytes: &'a [u8], diags: &mut Vec<Diagnostic>) -> O
     }
 }
 
-fn load_file(path: &str, bytes: &[u8], loaded: &mut Loaded, diags: &mut Vec<Diagnostic>) {
+fn load_file(path: &str, bytes: &[u8], loaded: &mut FileLoad, diags: &mut Vec<Diagnostic>) {
     if bytes.len() > MAX_MANIFEST_BYTES {
         diags.push(
             Diagnostic::new(
@@ -247,7 +298,7 @@ fn syntax_hint(message: &str) -> Option<String> {
 
 const KINDS: [&str; 3] = ["Fleet", "Node", "Role"];
 
-fn load_document(path: &str, root: yaml::Node, loaded: &mut Loaded, diags: &mut Vec<Diagnostic>) {
+fn load_document(path: &str, root: yaml::Node, loaded: &mut FileLoad, diags: &mut Vec<Diagnostic>) {
     if !matches!(root.value, yaml::Value::Map(_)) {
         diags.push(
             Diagnostic::new(
@@ -372,15 +423,15 @@ fn push_typed<T: DeserializeOwned>(
     path: &str,
     tree: yaml::Node,
     json: Json,
-    out: &mut Vec<Located<T>>,
+    out: &mut Vec<Arc<Located<T>>>,
     diags: &mut Vec<Diagnostic>,
 ) {
     match serde_json::from_value::<T>(json) {
-        Ok(doc) => out.push(Located {
+        Ok(doc) => out.push(Arc::new(Located {
             doc,
             file: path.to_owned(),
             tree,
-        }),
+        })),
         Err(e) => diags.push(Diagnostic::new(
             Code::WrongType,
             path,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What a declaration becomes on every node it lands on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     /// The same spec everywhere.
     Static(Spec),
@@ -64,7 +64,7 @@ impl Body {
 }
 
 /// One lowered resource declaration of a role.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decl {
     pub id: ResourceId,
     pub body: Body,

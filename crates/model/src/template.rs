@@ -4,6 +4,7 @@
 use crate::diagnostic::{Code, Diagnostic};
 use minijinja::{Environment, UndefinedBehavior, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Names the template context provides; variables may not use them.
@@ -25,6 +26,8 @@ pub struct Templates {
     /// are not rendered again: each further node would burn the whole budget again, and a
     /// compile with hundreds of nodes took minutes to report one runaway loop.
     runaway: Mutex<HashMap<String, Diagnostic>>,
+    /// Whether `runaway` holds anything (read on every reused render, without the lock).
+    any_runaway: AtomicBool,
 }
 
 /// An output buffer that refuses to grow past `MAX_RENDERED_BYTES`.
@@ -84,6 +87,7 @@ impl Templates {
         Templates {
             env,
             runaway: Mutex::new(HashMap::new()),
+            any_runaway: AtomicBool::new(false),
         }
     }
 
@@ -134,8 +138,26 @@ impl Templates {
         };
         if let Ok(mut r) = self.runaway.lock() {
             r.insert(name.to_owned(), d.clone());
+            self.any_runaway.store(true, Ordering::Release);
         }
         Err(d)
+    }
+
+    /// Whether `name` ran away in an earlier render (it fails at once from now on).
+    pub fn ran_away(&self, name: &str) -> bool {
+        self.any_runaway.load(Ordering::Acquire)
+            && self.runaway.lock().is_ok_and(|r| r.contains_key(name))
+    }
+
+    /// The templates that ran away, by name.
+    pub fn runaway(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .runaway
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
     }
 }
 

@@ -113,7 +113,7 @@ fn roles() -> BTreeMap<String, RoleDoc> {
     loaded
         .roles
         .into_iter()
-        .map(|r| (r.doc.metadata.name.clone(), r.doc))
+        .map(|r| (r.doc.metadata.name.clone(), r.doc.clone()))
         .collect()
 }
 

@@ -5,21 +5,18 @@ use model::{Compiled, Snapshot};
 use state::{NodePlan, ObservedState, plan};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Compiles head and base at the same time: each compile spreads its nodes over the cores,
-/// and the two overlap each other's single-threaded parts (loading results, lowering roles,
-/// merging). The results are those of two separate `model::compile` calls.
+/// Compiles base, then head reusing base's work for everything identical in both
+/// (`model::compile_pair`: unchanged files are loaded once, unchanged renders and the
+/// resources built from them are shared). The results are those of two separate
+/// `model::compile` calls.
 pub fn compile_revisions(head: &Snapshot, base: Option<&Snapshot>) -> (Compiled, Option<Compiled>) {
-    let Some(base) = base else {
-        return (model::compile(head), None);
-    };
-    std::thread::scope(|scope| {
-        let base = scope.spawn(|| model::compile(base));
-        let head = model::compile(head);
-        match base.join() {
-            Ok(base) => (head, Some(base)),
-            Err(panic) => std::panic::resume_unwind(panic),
+    match base {
+        None => (model::compile(head), None),
+        Some(base) => {
+            let (head, base) = model::compile_pair(head, base);
+            (head, Some(base))
         }
-    })
+    }
 }
 
 /// One plan per node, sorted by node name. When head does not compile, nothing is planned:
