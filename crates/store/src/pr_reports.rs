@@ -24,9 +24,9 @@ impl Store {
         let number = i64::try_from(report.number).unwrap_or(i64::MAX);
         on_backend!(self, pool => {
             sqlx::query(
-                "INSERT INTO pr_reports (forge, number, head_sha, base_sha, report, updated_at) \\
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (forge, number) DO UPDATE SET \\
-                 head_sha = excluded.head_sha, base_sha = excluded.base_sha, \\
+                "INSERT INTO pr_reports (forge, number, head_sha, base_sha, report, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (forge, number) DO UPDATE SET \
+                 head_sha = excluded.head_sha, base_sha = excluded.base_sha, \
                  report = excluded.report, updated_at = excluded.updated_at",
             )
             .bind(&report.forge)

@@ -69,8 +69,9 @@ impl Live {
         }
     }
 
-    /// Sets (`Some`) or clears (`None`) `node`'s drift; wakes watchers when it changed.
-    pub(crate) fn set_drift(&self, node: &str, changes: Option<Vec<Change>>) {
+    /// Sets (`Some`) or clears (`None`) `node`'s drift; wakes watchers when it changed. The
+    /// engine is the only writer in the service (tests drive it directly).
+    pub fn set_drift(&self, node: &str, changes: Option<Vec<Change>>) {
         let mut changed = false;
         self.update(|l| match changes {
             Some(changes) if !changes.is_empty() => {

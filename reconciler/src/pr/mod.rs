@@ -374,7 +374,13 @@ impl PrService {
             .map(|(name, record)| (name, record.state))
             .collect();
         let previous = match self.store.pr_report(self.forge_name(), number).await? {
-            Some(stored) => serde_json::from_str::<report::Report>(&stored.report).ok(),
+            Some(stored) => match serde_json::from_str::<report::Report>(&stored.report) {
+                Ok(report) => Some(report),
+                Err(e) => {
+                    tracing::warn!(pr = number, error = %e, "the stored previous report is unreadable; shown without what moved");
+                    None
+                }
+            },
             None => None,
         };
         let link = self

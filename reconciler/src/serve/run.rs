@@ -7,6 +7,10 @@ use crate::http::{self, ApiState, LiveView};
 use crate::link::{self, LinkConfig, LinkState};
 use crate::metrics::Metrics;
 use crate::source::tracker::{SourceConfig, Tracker};
+use crate::forge::webhook::ForgeHookConfig;
+use crate::forge::{self, Forge, ForgeEvent, ForgeKind};
+use crate::pr::{PrConfig, PrService};
+use crate::serve::forge_config::{ForgeAuth, ForgeSettings};
 use crate::{poller, tls, webhook};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +19,9 @@ use tokio::sync::mpsc;
 
 /// Events waiting for the engine before senders wait (agents' frames, source changes).
 const EVENT_QUEUE: usize = 16 * 1024;
+/// Forge webhook events waiting for the pull request service (a full queue answers 503 and
+/// the forge redelivers).
+const FORGE_QUEUE: usize = 1024;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +32,8 @@ pub enum ServeError {
     Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("forge: {0}")]
+    Forge(#[from] crate::forge::ForgeError),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -88,7 +97,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let live = engine.live();
     let (events, rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let engine_task = tokio::spawn(engine.run(rx));
-    let poller = poller::spawn(tracker, config.poll, events.clone());
+    let poller = poller::spawn(Arc::clone(&tracker), config.poll, events.clone());
     let link_state = LinkState::new(
         store.clone(),
         events.clone(),
@@ -99,11 +108,45 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     )
     .with_metrics(metrics.clone());
     drop(events);
+    let mut forge_task = None;
+    let mut forge_hooks = None;
+    if let Some(settings) = &config.forge {
+        let forge = connect_forge(settings)?;
+        let (tx, rx) = mpsc::channel::<ForgeEvent>(FORGE_QUEUE);
+        let service = PrService::new(
+            forge,
+            Arc::clone(&tracker) as Arc<dyn CommitSource>,
+            store.clone(),
+            live.clone(),
+            PrConfig {
+                branch: config.branch.clone(),
+                link: settings.status_page_url.clone(),
+                coalesce: settings.coalesce,
+                ..PrConfig::default()
+            },
+        )
+        .with_poller(poller.clone());
+        forge_task = Some(tokio::spawn(service.run(rx)));
+        let hooks = match settings.kind {
+            ForgeKind::Github => ForgeHookConfig {
+                github_secret: Some(settings.webhook_secret.clone()),
+                gitlab_secret: None,
+            },
+            ForgeKind::Gitlab => ForgeHookConfig {
+                github_secret: None,
+                gitlab_secret: Some(settings.webhook_secret.clone()),
+            },
+        };
+        forge_hooks = Some(forge::webhook::router(hooks, tx, store.clone()));
+    }
     let mut app = link::router(link_state).merge(http::api::router(ApiState {
         store: store.clone(),
         live: Arc::new(live),
         metrics,
     }));
+    if let Some(hooks) = forge_hooks {
+        app = app.merge(hooks);
+    }
     if config.webhook_secret.is_some() {
         app = app.merge(webhook::router(
             config.webhook_secret.clone(),
@@ -130,6 +173,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if let Err(e) = server.shutdown(Duration::from_secs(5)).await {
         tracing::warn!(error = %e, "the listener did not stop cleanly");
     }
+    if let Some(task) = forge_task {
+        task.abort();
+        let _ = task.await;
+    }
     engine_task.abort();
     let _ = engine_task.await;
     store.close().await;
@@ -151,5 +198,24 @@ async fn shutdown_signal() {
                 let _ = ctrl_c.await;
             }
         }
+    }
+}
+
+/// The configured forge's client.
+fn connect_forge(settings: &ForgeSettings) -> Result<Arc<dyn Forge>, forge::ForgeError> {
+    match settings.kind {
+        ForgeKind::Gitlab => {
+            let ForgeAuth::Token(token) = &settings.auth else {
+                return Err(forge::ForgeError::Auth(
+                    "GitLab takes a project access token".into(),
+                ));
+            };
+            let mut config = forge::gitlab::GitLabConfig::new(&settings.repository, token.clone());
+            config.api_url = settings.url.clone();
+            Ok(Arc::new(forge::gitlab::GitLab::new(config)?))
+        }
+        ForgeKind::Github => Err(forge::ForgeError::Auth(
+            "the GitHub client is not wired yet".into(),
+        )),
     }
 }
