@@ -27,7 +27,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .output()
         .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -47,7 +51,9 @@ fn fleet(root: &Path, motd: &str, legacy: &str) {
         write(
             root,
             &format!("nodes/{n}.yaml"),
-            &format!("apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: {n}\n  labels: {{role: web}}\n"),
+            &format!(
+                "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: {n}\n  labels: {{role: web}}\n"
+            ),
         );
     }
     write(
@@ -149,7 +155,11 @@ impl Setup {
         let head = git(&self.repo, &["rev-parse", "HEAD"]);
         git(
             &self.repo,
-            &["update-ref", &format!("refs/merge-requests/{iid}/head"), &head],
+            &[
+                "update-ref",
+                &format!("refs/merge-requests/{iid}/head"),
+                &head,
+            ],
         );
         head
     }
@@ -187,14 +197,33 @@ async fn one_note_per_merge_request_edited_on_every_push() {
     s.event(1, ChangeRequestAction::Opened, &h1).await;
     until("the plan note", || s.plan_notes(1).len() == 1).await;
     let note = s.plan_notes(1).remove(0);
-    assert!(note.contains(&h1[..7]) && note.contains("/etc/motd"), "{note}");
-    until("a status", || s.fake.statuses().iter().any(|st| st.sha == h1)).await;
-    let status = s.fake.statuses().into_iter().find(|st| st.sha == h1).expect("status");
+    assert!(
+        note.contains(&h1[..7]) && note.contains("/etc/motd"),
+        "{note}"
+    );
+    until("a status", || {
+        s.fake.statuses().iter().any(|st| st.sha == h1)
+    })
+    .await;
+    let status = s
+        .fake
+        .statuses()
+        .into_iter()
+        .find(|st| st.sha == h1)
+        .expect("status");
     assert_eq!(status.state, "success", "{status:?}");
     assert_eq!(status.name, "centossrv/plan");
     assert!(s.fake.labels(1).is_empty());
-    until("the report kept", || futures_now(s.store.pr_report("gitlab", 1)).is_some()).await;
-    let stored = s.store.pr_report("gitlab", 1).await.expect("read").expect("kept");
+    until("the report kept", || {
+        futures_now(s.store.pr_report("gitlab", 1)).is_some()
+    })
+    .await;
+    let stored = s
+        .store
+        .pr_report("gitlab", 1)
+        .await
+        .expect("read")
+        .expect("kept");
     assert_eq!(stored.head_sha, h1);
     let parsed: Result<report::Report, _> = serde_json::from_str(&stored.report);
     assert!(parsed.is_ok(), "{parsed:?}");
@@ -205,7 +234,9 @@ async fn one_note_per_merge_request_edited_on_every_push() {
     s.fake.set_head(1, &h2);
     s.event(1, ChangeRequestAction::Pushed, &h2).await;
     until("the note on the second push", || {
-        s.plan_notes(1).first().is_some_and(|n| n.contains(&h2[..7]))
+        s.plan_notes(1)
+            .first()
+            .is_some_and(|n| n.contains(&h2[..7]))
     })
     .await;
     let note = s.plan_notes(1).remove(0);
@@ -225,7 +256,9 @@ async fn one_note_per_merge_request_edited_on_every_push() {
         s.event(1, ChangeRequestAction::Pushed, &last).await;
     }
     until("the note on the last push", || {
-        s.plan_notes(1).first().is_some_and(|n| n.contains(&last[..7]))
+        s.plan_notes(1)
+            .first()
+            .is_some_and(|n| n.contains(&last[..7]))
     })
     .await;
     until("the label removed", || s.fake.labels(1).is_empty()).await;
@@ -234,12 +267,19 @@ async fn one_note_per_merge_request_edited_on_every_push() {
     assert!(statuses <= 4, "a burst is coalesced: {statuses} statuses");
 
     // A head that does not compile fails the status.
-    write(&s.repo, "roles/broken.yaml", "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: broken}\nspec: [\n");
+    write(
+        &s.repo,
+        "roles/broken.yaml",
+        "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: broken}\nspec: [\n",
+    );
     let h6 = s.push_mr(1, "broken");
     s.fake.set_head(1, &h6);
     s.event(1, ChangeRequestAction::Pushed, &h6).await;
     until("a failed status", || {
-        s.fake.statuses().iter().any(|st| st.sha == h6 && st.state == "failed")
+        s.fake
+            .statuses()
+            .iter()
+            .any(|st| st.sha == h6 && st.state == "failed")
     })
     .await;
     let note = s.plan_notes(1).remove(0);
@@ -269,12 +309,22 @@ async fn drift_opens_the_issue_refreshes_open_plans_and_closes_when_clean() {
     s.fake.add_merge_request(2, &h, &s.base, "main", "docs");
     s.event(2, ChangeRequestAction::Opened, &h).await;
     until("the plan note", || s.plan_notes(2).len() == 1).await;
-    assert!(!s.plan_notes(2)[0].contains("drift"), "{}", s.plan_notes(2)[0]);
+    assert!(
+        !s.plan_notes(2)[0].contains("drift"),
+        "{}",
+        s.plan_notes(2)[0]
+    );
     until("nothing to report yet", || s.fake.issues().is_empty()).await;
 
     // web-02's motd edited by hand: the store holds the new observation, the engine
     // publishes the drift.
-    let mut observed = s.store.observed("web-02").await.expect("read").expect("there").state;
+    let mut observed = s
+        .store
+        .observed("web-02")
+        .await
+        .expect("read")
+        .expect("there")
+        .state;
     let motd = observed
         .resources
         .keys()
@@ -288,16 +338,22 @@ async fn drift_opens_the_issue_refreshes_open_plans_and_closes_when_clean() {
     }
     s.store.record_observed(&observed).await.expect("record");
     let desired = model::compile(&reconciler::source::read_git(&s.repo, &s.base).expect("read"));
-    let desired = desired.model.desired_for("web-02").expect("desired").clone();
+    let desired = desired
+        .model
+        .desired_for("web-02")
+        .expect("desired")
+        .clone();
     let plan = state::plan(Some(&desired), Some(&observed), Some(&desired));
     assert!(plan.has_host_changes());
     s.live.set_drift("web-02", Some(plan.changes.clone()));
 
     until("the drift issue", || {
-        s.fake
-            .issues()
-            .iter()
-            .any(|i| i.open && i.description.as_deref().is_some_and(|d| d.contains("web-02")))
+        s.fake.issues().iter().any(|i| {
+            i.open
+                && i.description
+                    .as_deref()
+                    .is_some_and(|d| d.contains("web-02"))
+        })
     })
     .await;
     let issue = s.fake.issues().remove(0);
@@ -351,14 +407,20 @@ async fn comment_commands_need_write_access_and_are_audited() {
         .await
         .expect("send");
     until("the help answer", || {
-        s.fake.notes(3).iter().any(|(_, b)| b.contains("centossrv commands"))
+        s.fake
+            .notes(3)
+            .iter()
+            .any(|(_, b)| b.contains("centossrv commands"))
     })
     .await;
     s.events
         .send(comment(8, "dev", "/centossrv plan"))
         .await
         .expect("send");
-    until("planned on the developer's command", || s.plan_notes(3).len() == 1).await;
+    until("planned on the developer's command", || {
+        s.plan_notes(3).len() == 1
+    })
+    .await;
     let audit = s.store.audit_list(None, 1000).await.expect("audit").items;
     let commands: Vec<(String, String)> = audit
         .iter()

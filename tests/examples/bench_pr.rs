@@ -63,7 +63,9 @@ fn fleet(work: &Path, nodes: usize, motd: &str) {
         );
     }
     for role in ["web", "db", "cache"] {
-        let mut resources = String::from("    - directory: /etc/app\n    - file: /etc/motd\n      template: files/motd.j2\n");
+        let mut resources = String::from(
+            "    - directory: /etc/app\n    - file: /etc/motd\n      template: files/motd.j2\n",
+        );
         for k in 0..18 {
             resources.push_str(&format!(
                 "    - file: /etc/app/{role}-{k}.conf\n      content: \"{role} setting {k}\\n\"\n      mode: \"0644\"\n"
@@ -77,7 +79,11 @@ fn fleet(work: &Path, nodes: usize, motd: &str) {
             ),
         );
     }
-    write(work, "files/motd.j2", &format!("{motd} {{{{ node.name }}}}\n"));
+    write(
+        work,
+        "files/motd.j2",
+        &format!("{motd} {{{{ node.name }}}}\n"),
+    );
 }
 
 fn sign(body: &[u8]) -> String {
@@ -166,10 +172,13 @@ fn main() {
                 let text = format!("hand edit on {name}\n");
                 file.sha256 = Some(state::digest::sha256(text.as_bytes()));
                 file.content = Some(Arc::from(text.as_str()));
-                observed.resources.insert(motd.id.clone(), state::Spec::File(file));
+                observed
+                    .resources
+                    .insert(motd.id.clone(), state::Spec::File(file));
             }
         }
-        rt.block_on(store.record_observed(&observed)).expect("record");
+        rt.block_on(store.record_observed(&observed))
+            .expect("record");
     }
     rt.block_on(store.close());
     eprintln!(
@@ -188,7 +197,10 @@ fn main() {
         .args(["--repo", work.to_str().expect("utf-8"), "--branch", "main"])
         .args(["--listen", "127.0.0.1:0", "--poll", "1h"])
         .args(["--tls-cert", &tls.join("server.pem").display().to_string()])
-        .args(["--tls-key", &tls.join("server-key.pem").display().to_string()])
+        .args([
+            "--tls-key",
+            &tls.join("server-key.pem").display().to_string(),
+        ])
         .args(["--forge", "github", "--forge-url", &fake.base_url()])
         .args(["--forge-repository", "acme/fleet"])
         .args(["--forge-token-file", token.to_str().expect("utf-8")])
@@ -242,13 +254,22 @@ fn main() {
         let out = Command::new("curl")
             .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
             .args(["--cacert", ca.to_str().expect("utf-8")])
-            .args(["-H", "Content-Type: application/json", "-H", "X-GitHub-Event: pull_request"])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                "X-GitHub-Event: pull_request",
+            ])
             .args(["-H", &format!("X-GitHub-Delivery: bench-{run}")])
             .args(["-H", &format!("X-Hub-Signature-256: {}", sign(&body))])
             .args(["--data-binary", &format!("@{}", file.display()), &url])
             .output()
             .expect("curl");
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "202", "webhook refused");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "202",
+            "webhook refused"
+        );
         let deadline = t0 + Duration::from_secs(60);
         loop {
             if fake
@@ -258,7 +279,10 @@ fn main() {
             {
                 break;
             }
-            assert!(Instant::now() < deadline, "no comment for {short} within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "no comment for {short} within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         let took = t0.elapsed();
@@ -268,7 +292,10 @@ fn main() {
     let _ = server.kill();
     let _ = server.wait();
     let violations = fake.violations();
-    assert!(violations.is_empty(), "GitHub contract violations: {violations:#?}");
+    assert!(
+        violations.is_empty(),
+        "GitHub contract violations: {violations:#?}"
+    );
     let comments = fake.comments(1).len();
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;

@@ -27,8 +27,8 @@ pub use audit_chain::{AuditBreak, AuditVerdict, BreakKind};
 pub use backend::BackendKind;
 pub use enrollment::{CREDENTIAL_PREFIX, MAX_TOKEN_TTL, TOKEN_PREFIX, TokenRefusal};
 pub use error::{Result, StoreError, redact_url};
-pub use records::*;
 pub use pr_reports::PrReport;
+pub use records::*;
 pub use retention::Pruned;
 
 use backend::Backend;

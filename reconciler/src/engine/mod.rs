@@ -511,9 +511,9 @@ impl Engine {
                 unobserved: false,
             })
             .collect();
-        if !all_enforced {
-            self.live.set_drift(node, Some(changes.clone()));
-        }
+        // The published drift set follows observations only (the heartbeat's full plan):
+        // a watch event says something changed, not whether the node still differs (an
+        // edit undone by hand is reported as a change too).
         self.record_drift(node, commit.as_deref(), &changes).await;
         if !all_enforced {
             self.drifted(node);

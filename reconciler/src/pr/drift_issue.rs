@@ -25,7 +25,11 @@ pub enum IssueAction {
 }
 
 /// The issue body for the current drift (`drift` empty: the fleet is clean again).
-pub fn body(drift: &BTreeMap<String, Vec<Change>>, commit: Option<&str>, link: Option<&str>) -> String {
+pub fn body(
+    drift: &BTreeMap<String, Vec<Change>>,
+    commit: Option<&str>,
+    link: Option<&str>,
+) -> String {
     let mut out = format!("{MARKER}\n");
     let commit = commit
         .map(|c| format!("`{}`", report::summary::short(Some(c))))

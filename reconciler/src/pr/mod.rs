@@ -407,7 +407,11 @@ impl PrService {
         .await
         .map_err(|e| UpdateError::Plan(e.to_string()))?;
         let upserted = comment::upsert(self.forge.as_ref(), number, &planned.comment).await?;
-        let status_key = (cr.head_sha.clone(), planned.conclusion, planned.title.clone());
+        let status_key = (
+            cr.head_sha.clone(),
+            planned.conclusion,
+            planned.title.clone(),
+        );
         if self.statuses.get(&number) != Some(&status_key) {
             self.forge
                 .set_status(&CommitStatus {
@@ -532,7 +536,12 @@ impl PrService {
             drift_issue::IssueAction::Updated(n) => ("updated", n),
             drift_issue::IssueAction::Closed(n) => ("closed", n),
         };
-        tracing::info!(issue = number, action = name, nodes = drift.len(), "drift issue");
+        tracing::info!(
+            issue = number,
+            action = name,
+            nodes = drift.len(),
+            "drift issue"
+        );
         self.audit(
             ACTOR,
             "drift.issue",

@@ -94,10 +94,7 @@ pub fn plan(request: &PlanRequest<'_>) -> Planned {
 fn title(report: &Report, destructive: bool) -> String {
     use report::summary::{count, thousands};
     if !report.errors.is_empty() {
-        return format!(
-            "does not compile: {}",
-            count(report.errors.len(), "error")
-        );
+        return format!("does not compile: {}", count(report.errors.len(), "error"));
     }
     let mut out = format!(
         "{} of {} would change",
@@ -108,10 +105,16 @@ fn title(report: &Report, destructive: bool) -> String {
         out.push_str(" · destructive");
     }
     if report.drifted > 0 {
-        out.push_str(&format!(" · reverts drift on {}", count(report.drifted, "node")));
+        out.push_str(&format!(
+            " · reverts drift on {}",
+            count(report.drifted, "node")
+        ));
     }
     if report.unknown > 0 {
-        out.push_str(&format!(" · {} never reported", count(report.unknown, "node")));
+        out.push_str(&format!(
+            " · {} never reported",
+            count(report.unknown, "node")
+        ));
     }
     out
 }

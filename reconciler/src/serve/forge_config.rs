@@ -134,7 +134,11 @@ impl ForgeSettings {
             (None, None) => Duration::from_millis(200),
         };
         let Some(kind) = kind else {
-            if repository.is_some() || token_file.is_some() || app_id.is_some() || hook_file.is_some() {
+            if repository.is_some()
+                || token_file.is_some()
+                || app_id.is_some()
+                || hook_file.is_some()
+            {
                 problems.push("forge settings given without `--forge github|gitlab`".into());
             }
             return None;
@@ -171,7 +175,8 @@ impl ForgeSettings {
                 }
             }
             ForgeKind::Gitlab => {
-                if repository.is_empty() || repository.starts_with('/') || repository.ends_with('/') {
+                if repository.is_empty() || repository.starts_with('/') || repository.ends_with('/')
+                {
                     problems.push(format!(
                         "forge repository `{repository}`: give a project id or group/project path"
                     ));
@@ -200,9 +205,7 @@ impl ForgeSettings {
                     None
                 }
             },
-            (None, Some(app_id), Some(key), Some(installation_id))
-                if kind == ForgeKind::Github =>
-            {
+            (None, Some(app_id), Some(key), Some(installation_id)) if kind == ForgeKind::Github => {
                 read("GitHub App key", &key, problems).map(|private_key| ForgeAuth::GitHubApp {
                     app_id,
                     private_key,
@@ -221,17 +224,20 @@ impl ForgeSettings {
                 None
             }
         };
-        let webhook_secret = match secret::load(hook_file.as_deref(), "CENTOSSRV_FORGE_WEBHOOK_SECRET") {
-            Ok(Some(s)) => Some(Secret::new(s.expose().trim())),
-            Ok(None) => {
-                problems.push("a forge needs its webhook secret: --forge-webhook-secret-file".into());
-                None
-            }
-            Err(e) => {
-                problems.push(format!("forge webhook secret: {e}"));
-                None
-            }
-        };
+        let webhook_secret =
+            match secret::load(hook_file.as_deref(), "CENTOSSRV_FORGE_WEBHOOK_SECRET") {
+                Ok(Some(s)) => Some(Secret::new(s.expose().trim())),
+                Ok(None) => {
+                    problems.push(
+                        "a forge needs its webhook secret: --forge-webhook-secret-file".into(),
+                    );
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!("forge webhook secret: {e}"));
+                    None
+                }
+            };
         if problems.len() > before {
             return None;
         }

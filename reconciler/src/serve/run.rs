@@ -3,14 +3,14 @@
 
 use super::Config;
 use crate::engine::{CommitSource, Engine, EngineConfig, Event, Live};
+use crate::forge::webhook::ForgeHookConfig;
+use crate::forge::{self, Forge, ForgeEvent, ForgeKind};
 use crate::http::{self, ApiState, LiveView};
 use crate::link::{self, LinkConfig, LinkState};
 use crate::metrics::Metrics;
-use crate::source::tracker::{SourceConfig, Tracker};
-use crate::forge::webhook::ForgeHookConfig;
-use crate::forge::{self, Forge, ForgeEvent, ForgeKind};
 use crate::pr::{PrConfig, PrService};
 use crate::serve::forge_config::{ForgeAuth, ForgeSettings};
+use crate::source::tracker::{SourceConfig, Tracker};
 use crate::{poller, tls, webhook};
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,8 +214,27 @@ fn connect_forge(settings: &ForgeSettings) -> Result<Arc<dyn Forge>, forge::Forg
             config.api_url = settings.url.clone();
             Ok(Arc::new(forge::gitlab::GitLab::new(config)?))
         }
-        ForgeKind::Github => Err(forge::ForgeError::Auth(
-            "the GitHub client is not wired yet".into(),
-        )),
+        ForgeKind::Github => {
+            use forge::github::{GitHub, GitHubAuth, GitHubConfig};
+            let (owner, repo) = settings
+                .repository
+                .split_once('/')
+                .unwrap_or((settings.repository.as_str(), ""));
+            let auth = match &settings.auth {
+                ForgeAuth::Token(token) => GitHubAuth::Token(token.clone()),
+                ForgeAuth::GitHubApp {
+                    app_id,
+                    private_key,
+                    installation_id,
+                } => GitHubAuth::App {
+                    app_id: *app_id,
+                    private_key_pem: private_key.clone(),
+                    installation_id: *installation_id,
+                },
+            };
+            let mut config = GitHubConfig::new(owner, repo, auth);
+            config.api_url = settings.url.clone();
+            Ok(Arc::new(GitHub::new(config)?))
+        }
     }
 }

@@ -337,7 +337,10 @@ impl Tracker {
             .receive(gix::progress::Discard, &AtomicBool::new(false))
             .map_err(|e| SourceError::Fetch {
                 url: shown.clone(),
-                branch: wanted.strip_prefix("refs/heads/").unwrap_or(wanted).to_owned(),
+                branch: wanted
+                    .strip_prefix("refs/heads/")
+                    .unwrap_or(wanted)
+                    .to_owned(),
                 message: redact_text(&chain(&e)),
             })?;
         Ok(Fetched::Done)

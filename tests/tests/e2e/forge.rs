@@ -8,14 +8,13 @@
 //! comment says merging reverts it; the edit undone -> the drift issue closes. Bad signature,
 //! replayed delivery, oversized body and a command from a reader are refused and audited.
 
-use super::harness::{git, wait_for, write};
+use super::harness::{git, wait_showing, write};
 use super::{CONVERGE, Db, Fleet, NODES, head};
 use forge_fake::github::FakeGitHub;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 const SECRET: &str = "e2e-webhook-secret";
 const TOKEN: &str = "ghp_e2etoken0123456789";
@@ -34,7 +33,15 @@ impl Hooks {
         let file = self.dir.join(format!("hook-{delivery}.json"));
         std::fs::write(&file, body).expect("write body");
         let out = Command::new("curl")
-            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", &self.ca])
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                &self.ca,
+            ])
             .args(["-H", "Content-Type: application/json"])
             .args(["-H", &format!("X-GitHub-Event: {event}")])
             .args(["-H", &format!("X-GitHub-Delivery: {delivery}")])
@@ -128,7 +135,9 @@ fn examples_of(all: &Value, event: &str) -> Vec<Value> {
             .find(|e| e["name"] == event)
             .map(|e| e["examples"].clone()),
         Value::Object(map) => map
-            .get(event)
+            .get("events")
+            .and_then(|events| events.get(event))
+            .or_else(|| map.get(event))
             .map(|e| e.get("examples").cloned().unwrap_or_else(|| e.clone())),
         _ => None,
     };
@@ -149,7 +158,10 @@ fn rev(work: &Path, rev: &str) -> String {
 }
 
 fn push_ref(f: &Fleet, refname: &str) {
-    git(&f.work, &["push", "-q", "-f", "origin", &format!("HEAD:{refname}")]);
+    git(
+        &f.work,
+        &["push", "-q", "-f", "origin", &format!("HEAD:{refname}")],
+    );
 }
 
 fn commit_all(f: &Fleet, message: &str) -> String {
@@ -164,6 +176,15 @@ fn plan_comments(fake: &FakeGitHub, number: u64) -> Vec<String> {
         .map(|(_, body)| body)
         .filter(|b| b.starts_with(MARKER))
         .collect()
+}
+
+/// The fleet setting that keeps drift until someone undoes it (reported, not enforced).
+fn report_drift(work: &Path) {
+    write(
+        work,
+        "centossrv.yaml",
+        "apiVersion: centossrv.io/v1\nkind: Fleet\nmetadata: {name: e2e}\nspec:\n  drift: {mode: report}\n  staleApply: replan\n",
+    );
 }
 
 fn private_file(dir: &Path, name: &str, text: &str) -> String {
@@ -182,16 +203,13 @@ fn pull_requests_are_planned_on_github_and_drift_is_reported() {
         .build()
         .expect("runtime");
     let fake = rt.block_on(FakeGitHub::start("acme", "fleet"));
+    fake.accept_token(TOKEN);
     fake.set_permission("alice", "write");
     fake.set_permission("mallory", "read");
 
     let f = Fleet::new(Db::Sqlite);
     // Drift is reported, not enforced, so it stays until someone undoes it.
-    write(
-        &f.work,
-        "centossrv.yaml",
-        "apiVersion: centossrv.io/v1\nkind: Fleet\nmetadata: {name: e2e}\nspec:\n  drift: {mode: report}\n  staleApply: replan\n",
-    );
+    report_drift(&f.work);
     git(&f.work, &["commit", "-qam", "report drift"]);
     f.push("main");
     let base = head(&f.work);
@@ -221,7 +239,7 @@ fn pull_requests_are_planned_on_github_and_drift_is_reported() {
             f.agent(n, &addr, Some(&t))
         })
         .collect();
-    wait_for("main applied everywhere", CONVERGE, || {
+    wait_showing("main applied everywhere", CONVERGE, &[&server], || {
         NODES
             .iter()
             .all(|n| f.motd(n).as_deref() == Some(&format!("v1 {n}\n")))
@@ -241,17 +259,20 @@ fn pull_requests_are_planned_on_github_and_drift_is_reported() {
     push_ref(&f, "refs/pull/1/head");
     fake.add_pull(1, &h1, &base, "main", "motd v2");
     assert_eq!(
-        hooks.post("pull_request", &pull_request_payload("opened", 1, &h1, &base, false)),
+        hooks.post(
+            "pull_request",
+            &pull_request_payload("opened", 1, &h1, &base, false)
+        ),
         202
     );
-    wait_for("the plan comment of PR 1", CONVERGE, || {
+    wait_showing("the plan comment of PR 1", CONVERGE, &[&server], || {
         plan_comments(&fake, 1).len() == 1
     });
     let first = plan_comments(&fake, 1).remove(0);
     assert!(first.contains(&h1[..7]), "{first}");
     assert!(first.contains("/etc/motd"), "{first}");
     assert!(!first.contains("hunter2"), "a secret in the comment");
-    wait_for("a check run on PR 1's head", CONVERGE, || {
+    wait_showing("a check run on PR 1's head", CONVERGE, &[&server], || {
         fake.statuses().iter().any(|s| s.head_sha == h1)
     });
 
@@ -265,35 +286,66 @@ fn pull_requests_are_planned_on_github_and_drift_is_reported() {
     push_ref(&f, "refs/pull/1/head");
     fake.set_pull_head(1, &h2);
     assert_eq!(
-        hooks.post("pull_request", &pull_request_payload("synchronize", 1, &h2, &base, false)),
+        hooks.post(
+            "pull_request",
+            &pull_request_payload("synchronize", 1, &h2, &base, false)
+        ),
         202
     );
-    wait_for("PR 1's comment shows the second push", CONVERGE, || {
-        plan_comments(&fake, 1).first().is_some_and(|c| c.contains(&h2[..7]))
-    });
+    wait_showing(
+        "PR 1's comment shows the second push",
+        CONVERGE,
+        &[&server],
+        || {
+            plan_comments(&fake, 1)
+                .first()
+                .is_some_and(|c| c.contains(&h2[..7]))
+        },
+    );
     let second = plan_comments(&fake, 1).remove(0);
-    assert!(second.contains(&format!("Since `{}`", &h1[..7])), "{second}");
+    assert!(
+        second.contains(&format!("Since `{}`", &h1[..7])),
+        "{second}"
+    );
     assert!(second.contains("destructive"), "{second}");
-    wait_for("the destructive label", CONVERGE, || {
+    wait_showing("the destructive label", CONVERGE, &[&server], || {
         fake.labels(1).iter().any(|l| l == "centossrv: destructive")
     });
 
     super::fleet(&f.work, "v3");
+    report_drift(&f.work);
     let h3 = commit_all(&f, "motd v3, secret file kept");
     push_ref(&f, "refs/pull/1/head");
     fake.set_pull_head(1, &h3);
     assert_eq!(
-        hooks.post("pull_request", &pull_request_payload("synchronize", 1, &h3, &base, false)),
+        hooks.post(
+            "pull_request",
+            &pull_request_payload("synchronize", 1, &h3, &base, false)
+        ),
         202
     );
-    wait_for("PR 1's comment shows the third push", CONVERGE, || {
-        plan_comments(&fake, 1).first().is_some_and(|c| c.contains(&h3[..7]))
-    });
-    assert_eq!(plan_comments(&fake, 1).len(), 1, "one comment, edited in place");
+    wait_showing(
+        "PR 1's comment shows the third push",
+        CONVERGE,
+        &[&server],
+        || {
+            plan_comments(&fake, 1)
+                .first()
+                .is_some_and(|c| c.contains(&h3[..7]))
+        },
+    );
+    assert_eq!(
+        plan_comments(&fake, 1).len(),
+        1,
+        "one comment, edited in place"
+    );
     assert_eq!(fake.comments(1).len(), 1, "no other comment either");
-    wait_for("the destructive label removed", CONVERGE, || {
-        !fake.labels(1).iter().any(|l| l == "centossrv: destructive")
-    });
+    wait_showing(
+        "the destructive label removed",
+        CONVERGE,
+        &[&server],
+        || !fake.labels(1).iter().any(|l| l == "centossrv: destructive"),
+    );
 
     // PR 2, open while the fleet drifts.
     git(&f.work, &["checkout", "-q", "main"]);
@@ -303,10 +355,13 @@ fn pull_requests_are_planned_on_github_and_drift_is_reported() {
     push_ref(&f, "refs/pull/2/head");
     fake.add_pull(2, &p2, &base, "main", "docs");
     assert_eq!(
-        hooks.post("pull_request", &pull_request_payload("opened", 2, &p2, &base, false)),
+        hooks.post(
+            "pull_request",
+            &pull_request_payload("opened", 2, &p2, &base, false)
+        ),
         202
     );
-    wait_for("the plan comment of PR 2", CONVERGE, || {
+    wait_showing("the plan comment of PR 2", CONVERGE, &[&server], || {
         plan_comments(&fake, 2).len() == 1
     });
 
@@ -316,13 +371,16 @@ fn pull_requests_are_planned_on_github_and_drift_is_reported() {
     let merged = rev(&f.work, "HEAD");
     fake.close_pull(1, true);
     assert_eq!(
-        hooks.post("pull_request", &pull_request_payload("closed", 1, &h3, &base, true)),
+        hooks.post(
+            "pull_request",
+            &pull_request_payload("closed", 1, &h3, &base, true)
+        ),
         202
     );
     let push = json!({"ref": "refs/heads/main", "before": base, "after": merged,
         "repository": {"full_name": "acme/fleet"}, "pusher": {"name": "alice"}});
     let _ = hooks.post("push", &push);
-    wait_for("v3 applied everywhere", CONVERGE, || {
+    wait_showing("v3 applied everywhere", CONVERGE, &[&server], || {
         NODES
             .iter()
             .all(|n| f.motd(n).as_deref() == Some(&format!("v3 {n}\n")))
@@ -330,20 +388,44 @@ fn pull_requests_are_planned_on_github_and_drift_is_reported() {
 
     // A hand edit: the drift issue opens; PR 2's comment says merging reverts it.
     std::fs::write(f.root("web-02").join("etc/motd"), "hand edit\n").expect("edit");
-    wait_for("the drift issue opened", CONVERGE, || {
-        fake.issues()
-            .iter()
-            .any(|i| i.open && i.labels.iter().any(|l| l == "centossrv: drift") && i.body.contains("web-02"))
-    });
-    wait_for("PR 2's comment mentions the drift", CONVERGE, || {
-        plan_comments(&fake, 2)
-            .first()
-            .is_some_and(|c| c.contains("reverts drift") && c.contains("web-02"))
-    });
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_showing(
+            "the drift issue opened",
+            CONVERGE,
+            &[&server, &agents[1]],
+            || {
+                fake.issues().iter().any(|i| {
+                    i.open
+                        && i.labels.iter().any(|l| l == "centossrv: drift")
+                        && i.body.contains("web-02")
+                })
+            },
+        );
+    }));
+    if let Err(panic) = opened {
+        let db = f.store(&rt);
+        eprintln!(
+            "web-02 motd now: {:?}\ndrift events: {:#?}",
+            f.motd("web-02"),
+            rt.block_on(db.list_drift(Some("web-02"), None, 100))
+                .map(|p| p.items)
+        );
+        std::panic::resume_unwind(panic);
+    }
+    wait_showing(
+        "PR 2's comment mentions the drift",
+        CONVERGE,
+        &[&server],
+        || {
+            plan_comments(&fake, 2)
+                .first()
+                .is_some_and(|c| c.contains("reverts drift") && c.contains("web-02"))
+        },
+    );
 
     // Undone by hand: the issue closes.
     std::fs::write(f.root("web-02").join("etc/motd"), "v3 web-02\n").expect("fix");
-    wait_for("the drift issue closed", CONVERGE, || {
+    wait_showing("the drift issue closed", CONVERGE, &[&server], || {
         fake.issues()
             .iter()
             .filter(|i| i.labels.iter().any(|l| l == "centossrv: drift"))
@@ -361,25 +443,43 @@ fn pull_requests_are_planned_on_github_and_drift_is_reported() {
     // Refusals: each answered and audited.
     let body = serde_json::to_vec(&pull_request_payload("synchronize", 2, &p2, &base, false))
         .expect("json");
-    assert_eq!(hooks.post_raw("pull_request", "bad-sig", &body, "sha256=00"), 401);
-    assert_eq!(hooks.post_raw("pull_request", "replayed", &body, &sign(&body)), 202);
-    assert_eq!(hooks.post_raw("pull_request", "replayed", &body, &sign(&body)), 202);
+    assert_eq!(
+        hooks.post_raw("pull_request", "bad-sig", &body, "sha256=00"),
+        401
+    );
+    assert_eq!(
+        hooks.post_raw("pull_request", "replayed", &body, &sign(&body)),
+        202
+    );
+    assert_eq!(
+        hooks.post_raw("pull_request", "replayed", &body, &sign(&body)),
+        202
+    );
     let big = vec![b' '; 2 * 1024 * 1024];
-    assert_eq!(hooks.post_raw("pull_request", "big", &big, &sign(&big)), 413);
+    assert_eq!(
+        hooks.post_raw("pull_request", "big", &big, &sign(&big)),
+        413
+    );
     let before = fake.comments(2).len();
     assert_eq!(
-        hooks.post("issue_comment", &comment_payload(2, "mallory", 901, "/centossrv plan")),
+        hooks.post(
+            "issue_comment",
+            &comment_payload(2, "mallory", 901, "/centossrv plan")
+        ),
         202
     );
     assert_eq!(
-        hooks.post("issue_comment", &comment_payload(2, "alice", 902, "/centossrv help")),
+        hooks.post(
+            "issue_comment",
+            &comment_payload(2, "alice", 902, "/centossrv help")
+        ),
         202
     );
-    wait_for("the help answer to alice", CONVERGE, || {
+    wait_showing("the help answer to alice", CONVERGE, &[&server], || {
         fake.comments(2).len() == before + 1
     });
     let db = f.store(&rt);
-    wait_for("refusals audited", CONVERGE, || {
+    wait_showing("refusals audited", CONVERGE, &[&server], || {
         let mut entries = Vec::new();
         let mut after = None;
         while let Ok(page) = rt.block_on(db.audit_list(after, 1000)) {
@@ -404,6 +504,9 @@ fn pull_requests_are_planned_on_github_and_drift_is_reported() {
     }
     server.stop();
     let violations = fake.violations();
-    assert!(violations.is_empty(), "contract violations: {violations:#?}");
+    assert!(
+        violations.is_empty(),
+        "contract violations: {violations:#?}"
+    );
     rt.block_on(db.close());
 }

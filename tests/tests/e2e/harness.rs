@@ -67,6 +67,39 @@ pub fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     panic!("timed out after {limit:?} waiting for {what}");
 }
 
+/// [`wait_for`], showing the tail of `logs` when it times out.
+pub fn wait_showing(
+    what: &str,
+    limit: Duration,
+    logs: &[&Process],
+    mut check: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tails: Vec<String> = logs
+        .iter()
+        .map(|p| {
+            let text = p.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(60);
+            format!(
+                "--- {} (last lines) ---\n{}",
+                p.name,
+                lines[from..].join("\n")
+            )
+        })
+        .collect();
+    panic!(
+        "timed out after {limit:?} waiting for {what}\n{}",
+        tails.join("\n")
+    );
+}
+
 /// A child process killed on drop, its stderr kept in a log file for failures.
 #[derive(Debug)]
 pub struct Process {

@@ -30,8 +30,14 @@ async fn pr_reports_replace_and_forget() {
             ..first.clone()
         };
         store.save_pr_report(&other).await.expect("save");
-        assert_eq!(store.pr_report("github", 7).await.expect("read"), Some(second));
-        assert_eq!(store.pr_report("gitlab", 7).await.expect("read"), Some(other));
+        assert_eq!(
+            store.pr_report("github", 7).await.expect("read"),
+            Some(second)
+        );
+        assert_eq!(
+            store.pr_report("gitlab", 7).await.expect("read"),
+            Some(other)
+        );
         store.delete_pr_report("github", 7).await.expect("delete");
         assert_eq!(store.pr_report("github", 7).await.expect("read"), None);
         assert!(store.pr_report("gitlab", 7).await.expect("read").is_some());
