@@ -91,7 +91,7 @@ pub enum Command {
     /// Run the reconciler service: track the branch, compile each commit, plan and apply
     /// it on every enrolled node through its agent; REST API, agent link and webhook over
     /// HTTPS.
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// TLS certificates for the reconciler's HTTPS side.
     Certs {
         #[command(subcommand)]

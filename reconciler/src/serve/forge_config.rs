@@ -190,8 +190,7 @@ impl ForgeSettings {
         };
         let auth = match (token_file, app_id, app_key, installation) {
             (Some(path), None, None, None) => read("forge token", &path, problems)
-                .map(|s| ForgeAuth::Token(Secret::new(s.expose().trim())))
-                .or_else(|| None),
+                .map(|s| ForgeAuth::Token(Secret::new(s.expose().trim()))),
             (None, None, None, None) => match secret::load(None, "CENTOSSRV_FORGE_TOKEN") {
                 Ok(Some(s)) => Some(ForgeAuth::Token(Secret::new(s.expose().trim()))),
                 Ok(None) => {

@@ -52,7 +52,7 @@ async fn observed_all_reads_every_reported_node() {
         assert!(store.observed_all().await.expect("read").is_empty());
         let mut expected = std::collections::BTreeMap::new();
         for i in 0..30 {
-            let mut observed = ObservedState::new(&format!("web-{i:02}"));
+            let mut observed = ObservedState::new(format!("web-{i:02}"));
             observed.observed_at = Some("2026-11-24T17:00:00Z".into());
             observed.facts.insert("n".into(), json!(i));
             store.record_observed(&observed).await.expect("record");
