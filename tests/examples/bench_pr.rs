@@ -11,7 +11,6 @@
 //! `cargo run --release -p tests --example bench_pr -- [--nodes 1000] [--runs 10] [--coalesce 200ms]`
 
 use forge_fake::github::FakeGitHub;
-use hmac::{Hmac, KeyInit, Mac};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -87,15 +86,8 @@ fn fleet(work: &Path, nodes: usize, motd: &str) {
 }
 
 fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    // GitHub's `X-Hub-Signature-256` has the generic webhook's format.
+    reconciler::webhook::sign(SECRET.as_bytes(), body)
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {

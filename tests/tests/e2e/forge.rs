@@ -11,7 +11,6 @@
 use super::harness::{git, wait_showing, write};
 use super::{CONVERGE, Db, Fleet, NODES, head};
 use forge_fake::github::FakeGitHub;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
@@ -65,15 +64,8 @@ impl Hooks {
 }
 
 fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    // GitHub's `X-Hub-Signature-256` has the generic webhook's format.
+    reconciler::webhook::sign(SECRET.as_bytes(), body)
 }
 
 /// A real `pull_request` example payload from `@octokit/webhooks-examples`, pointed at our PR.
