@@ -18,4 +18,5 @@ pub mod serve;
 pub mod source;
 pub mod tls;
 pub mod up;
+pub mod web;
 pub mod webhook;

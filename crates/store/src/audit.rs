@@ -147,6 +147,38 @@ impl Store {
         })
     }
 
+    /// Entries newest first, `limit` (capped at [`MAX_PAGE`]) older than sequence number
+    /// `before` (the previous page's `next`); for views that show recent actions first.
+    pub async fn audit_list_newest(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<AuditEntry, i64>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
+        );
+        on_backend!(self, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit) + 1)
+                .fetch_all(pool)
+                .await
+                .ctx("list audit entries")?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in rows {
+                entries.push(stored_row!(row)?.entry);
+            }
+            let next = if entries.len() > limit as usize {
+                entries.truncate(limit as usize);
+                entries.last().map(|e| e.seq)
+            } else {
+                None
+            };
+            Ok(Page { items: entries, next })
+        })
+    }
+
     /// Walks the whole log from entry 1 and checks every link, every hash and every column
     /// against its hashed content; names the first entry altered, removed or reordered.
     ///

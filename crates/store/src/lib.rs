@@ -5,6 +5,7 @@
 //! hash-chained audit log. One typed API over SQLite (the
 //! embedded default) and PostgreSQL, through sqlx. The only module tree that knows sqlx.
 
+mod activity;
 mod apply_runs;
 mod approvals;
 mod audit;
@@ -23,6 +24,7 @@ mod records;
 mod retention;
 mod status;
 
+pub use activity::ActivityMark;
 pub use audit_chain::{AuditBreak, AuditVerdict, BreakKind};
 pub use backend::BackendKind;
 pub use enrollment::{CREDENTIAL_PREFIX, MAX_TOKEN_TTL, TOKEN_PREFIX, TokenRefusal};

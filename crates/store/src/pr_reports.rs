@@ -4,6 +4,7 @@
 use crate::backend::on_backend;
 use crate::error::{QueryContext as _, Result};
 use crate::{Store, now};
+use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
 /// One stored report.
@@ -62,6 +63,36 @@ impl Store {
                 base_sha: row.try_get("base_sha").ctx("read a pull request report")?,
                 report: row.try_get("report").ctx("read a pull request report")?,
             }))
+        })
+    }
+
+    /// Every stored report (one per open pull request) with the time it was written, newest
+    /// first.
+    pub async fn pr_reports(&self) -> Result<Vec<(PrReport, DateTime<Utc>)>> {
+        on_backend!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT forge, number, head_sha, base_sha, report, updated_at FROM pr_reports \
+                 ORDER BY updated_at DESC, forge, number",
+            )
+            .fetch_all(pool)
+            .await
+            .ctx("list pull request reports")?;
+            rows.iter()
+                .map(|row| {
+                    let number: i64 = row.try_get("number")?;
+                    Ok((
+                        PrReport {
+                            forge: row.try_get("forge")?,
+                            number: u64::try_from(number).unwrap_or_default(),
+                            head_sha: row.try_get("head_sha")?,
+                            base_sha: row.try_get("base_sha")?,
+                            report: row.try_get("report")?,
+                        },
+                        row.try_get::<DateTime<Utc>, _>("updated_at")?,
+                    ))
+                })
+                .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+                .ctx("list pull request reports")
         })
     }
 

@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::pr::{PrConfig, PrService};
 use crate::serve::forge_config::{ForgeAuth, ForgeSettings};
 use crate::source::tracker::{SourceConfig, Tracker};
-use crate::{poller, tls, webhook};
+use crate::{poller, tls, web, webhook};
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
@@ -139,11 +139,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         };
         forge_hooks = Some(forge::webhook::router(hooks, tx, store.clone()));
     }
-    let mut app = link::router(link_state).merge(http::api::router(ApiState {
-        store: store.clone(),
-        live: Arc::new(live),
-        metrics,
-    }));
+    let live: Arc<dyn LiveView> = Arc::new(live);
+    let web_state = web::WebState::new(store.clone(), Arc::clone(&live))
+        .with_pr_plans(Arc::new(web::StoredPrPlans::new(store.clone())));
+    let mut app = link::router(link_state)
+        .merge(http::api::router(ApiState {
+            store: store.clone(),
+            live: Arc::clone(&live),
+            metrics,
+        }))
+        .merge(web::router(web_state));
     if let Some(hooks) = forge_hooks {
         app = app.merge(hooks);
     }

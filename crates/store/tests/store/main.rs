@@ -5,6 +5,7 @@ mod enrollment;
 mod pr_reports;
 mod status;
 mod support;
+mod web_reads;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;

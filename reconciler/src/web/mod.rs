@@ -1,0 +1,117 @@
+//! The read-only status page (`docs/status-page.md`): server-rendered HTML (maud, every
+//! interpolation escaped) that works without JavaScript; with it, the overview refreshes
+//! when the server's event stream (`/events`) says something changed.
+//!
+//! Pages: `/` overview, `/nodes` list with filters, `/nodes/{name}` detail,
+//! `/commits/{sha}`, `/prs`, `/audit`. Each reads the store in a fixed number of statements,
+//! whatever the fleet's size. No authentication yet: when RBAC arrives, it is one
+//! `route_layer` on the router [`router`] returns (see `docs/status-page.md`).
+
+mod assets;
+mod audit;
+mod commit;
+mod counts;
+mod error;
+mod events;
+mod format;
+mod layout;
+mod node;
+mod nodes;
+mod overview;
+mod prs;
+mod query;
+
+pub use events::Activity;
+pub use prs::{NoPrReports, PrPlan, PrPlans, StoredPrPlans};
+
+use crate::http::LiveView;
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use axum::routing::get;
+use std::sync::Arc;
+use store::Store;
+
+/// What the pages read; cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    pub store: Store,
+    pub live: Arc<dyn LiveView>,
+    /// Open pull requests' plan reports.
+    pub prs: Arc<dyn PrPlans>,
+    /// The change watcher behind `/events`.
+    pub activity: Arc<Activity>,
+    /// The overview's counts per state, reused while the store's activity mark stands.
+    counts: Arc<counts::StateCounts>,
+}
+
+impl std::fmt::Debug for WebState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebState")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebState {
+    /// Pages over `store` and the engine's `live` view, without pull request reports, with
+    /// the event stream checking for changes every [`events::DEFAULT_INTERVAL`].
+    pub fn new(store: Store, live: Arc<dyn LiveView>) -> WebState {
+        let activity = Arc::new(Activity::new(
+            store.clone(),
+            Arc::clone(&live),
+            events::DEFAULT_INTERVAL,
+        ));
+        WebState {
+            store,
+            live,
+            prs: Arc::new(NoPrReports),
+            activity,
+            counts: Arc::default(),
+        }
+    }
+
+    /// The same pages, reading open pull requests' plans from `prs`.
+    pub fn with_pr_plans(mut self, prs: Arc<dyn PrPlans>) -> WebState {
+        self.prs = prs;
+        self
+    }
+}
+
+/// The status page's routes (no fallback, so it merges with the API router).
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/nodes", get(nodes::page))
+        .route("/nodes/{name}", get(node::page))
+        .route("/commits/{sha}", get(commit::page))
+        .route("/prs", get(prs::page))
+        .route("/audit", get(audit::page))
+        .route("/events", get(events::stream))
+        .route(assets::STYLE_PATH, get(assets::style))
+        .route(assets::SCRIPT_PATH, get(assets::script))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Content Security Policy and friends on every page: only this origin's style and script,
+/// no framing, no referrer.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+             img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}

@@ -1,0 +1,400 @@
+//! The status page's handlers over a real socket and a seeded SQLite store: status codes,
+//! counts, filters, keyset pages, escaping of hostile names, no secret on any page, security
+//! headers, static assets and the live event stream.
+
+mod web_support;
+
+use reconciler::web::{Activity, WebState};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use web_support::seed::{self, BROKEN, HEAD, HOSTILE_LABEL, HOSTILE_NAME, SECRET};
+use web_support::{FixedLive, fetch, serve, sqlite, state};
+
+const NODES: usize = 50;
+const AUDIT: usize = 120;
+
+struct Page {
+    status: u16,
+    content_type: String,
+    csp: String,
+    body: String,
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Page {
+    let r = fetch(&format!("http://{addr}{path}")).await;
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Page {
+        status: r.status().as_u16(),
+        content_type: header("content-type"),
+        csp: header("content-security-policy"),
+        body: r.text().await.expect("body"),
+    }
+}
+
+/// A seeded fleet served; the temp dir lives as long as the test.
+async fn fleet() -> (SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = sqlite(dir.path()).await;
+    seed::seed(&store, NODES, AUDIT).await;
+    (serve(state(store, HEAD)).await, dir)
+}
+
+/// Every value of `attr="..."` in `html`, unescaped.
+fn attr_values(html: &str, attr: &str) -> Vec<String> {
+    let needle = format!("{attr}=\"");
+    html.match_indices(&needle)
+        .map(|(i, _)| {
+            let rest = &html[i + needle.len()..];
+            unescape(&rest[..rest.find('"').expect("closing quote")])
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The `href` of the link marked `rel="next"`, if any.
+fn next_link(html: &str) -> Option<String> {
+    let at = html.find("rel=\"next\"")?;
+    let start = html[..at].rfind("href=\"")? + 6;
+    let end = start + html[start..].find('"')?;
+    Some(unescape(&html[start..end]))
+}
+
+fn expected_nodes(role: Option<&str>, state: Option<&str>) -> Vec<String> {
+    (0..NODES)
+        .filter(|&i| role.is_none_or(|r| seed::role(i) == r))
+        .filter(|&i| state.is_none_or(|s| seed::intended_state(i) == s))
+        .map(seed::name)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_overview_counts_nodes_by_state_and_links_to_each() {
+    let (addr, _dir) = fleet().await;
+    let page = get(addr, "/").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.content_type, "text/html; charset=utf-8");
+    let count = |state: &str| {
+        let unknown_extra = usize::from(state == "unknown"); // the hostile node never reported
+        expected_nodes(None, Some(state)).len() + unknown_extra
+    };
+    for (state, class) in [
+        ("unknown", "b-none"),
+        ("failed", "b-bad"),
+        ("stale", "b-warn"),
+        ("drifted", "b-warn"),
+        ("pending", "b-info"),
+        ("converged", "b-ok"),
+    ] {
+        let card = format!(
+            "<a href=\"/nodes?state={state}\"><span class=\"n\">{}</span><span class=\"badge {class}\">{state}</span></a>",
+            count(state)
+        );
+        assert!(page.body.contains(&card), "no card {card} in {}", page.body);
+    }
+    assert!(
+        page.body
+            .contains("<span class=\"n\">51</span>nodes in all")
+    );
+    // The commit in force and the last compile, with their pages linked.
+    assert!(page.body.contains(&format!("href=\"/commits/{HEAD}\"")));
+    assert!(page.body.contains("Newest audit entries"));
+    assert!(page.body.contains("data-live"));
+}
+
+#[tokio::test]
+async fn node_filters_by_label_and_state_select_exactly_the_matching_nodes() {
+    let (addr, _dir) = fleet().await;
+    for (query, role, state) in [
+        (
+            "label=role%3Dweb&state=drifted",
+            Some("web"),
+            Some("drifted"),
+        ),
+        ("state=failed", None, Some("failed")),
+        ("label=role%3Ddb", Some("db"), None),
+        ("label=role%3Ddb%2C+env%3Dprod&state=", Some("db"), None),
+    ] {
+        let page = get(addr, &format!("/nodes?{query}")).await;
+        assert_eq!(page.status, 200, "{query}: {}", page.body);
+        let mut want = expected_nodes(role, state);
+        if query.contains("env") {
+            want.retain(|n| {
+                let i: usize = n[4..].parse().expect("index");
+                seed::env(i) == "prod"
+            });
+        }
+        let got = attr_values(&page.body, "data-node");
+        assert_eq!(got, want, "{query}");
+        if let Some(state) = state {
+            assert!(
+                attr_values(&page.body, "data-state")
+                    .iter()
+                    .all(|s| s == state)
+            );
+        }
+    }
+    let none = get(addr, "/nodes?label=role%3Dnothing").await;
+    assert_eq!(none.status, 200);
+    assert!(none.body.contains("No node matches these filters."));
+}
+
+#[tokio::test]
+async fn node_pages_follow_next_links_through_every_node_once_keeping_filters() {
+    let (addr, _dir) = fleet().await;
+    for (start, want) in [
+        ("/nodes?limit=7".to_owned(), {
+            let mut all = expected_nodes(None, None);
+            all.insert(0, HOSTILE_NAME.to_owned());
+            all
+        }),
+        (
+            "/nodes?limit=3&label=role%3Dweb".to_owned(),
+            expected_nodes(Some("web"), None),
+        ),
+    ] {
+        let mut seen = Vec::new();
+        let mut next = Some(start.clone());
+        let mut pages = 0;
+        while let Some(path) = next {
+            let page = get(addr, &path).await;
+            assert_eq!(page.status, 200, "{path}");
+            seen.extend(attr_values(&page.body, "data-node"));
+            next = next_link(&page.body);
+            if let Some(n) = &next {
+                assert!(n.contains("limit="), "the page size is kept: {n}");
+                if start.contains("label") {
+                    assert!(n.contains("label=role%3Dweb"), "the filter is kept: {n}");
+                }
+            }
+            pages += 1;
+            assert!(pages < 100, "pagination does not end");
+        }
+        assert_eq!(seen, want, "{start}");
+        assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), seen.len());
+    }
+}
+
+#[tokio::test]
+async fn hostile_names_and_labels_are_escaped_everywhere() {
+    let (addr, _dir) = fleet().await;
+    let list = get(addr, "/nodes").await;
+    // The name as one percent-encoded path segment (what the list links to).
+    let node_path = "/nodes/%3Cscript%3Ealert%28%22name%22%29%3C%2Fscript%3E";
+    assert!(HOSTILE_NAME.starts_with("<script>alert(\"name\")"));
+    let detail = get(addr, node_path).await;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    let broken = get(addr, &format!("/commits/{BROKEN}")).await;
+    let audit = get(addr, "/audit").await;
+    for (what, page) in [
+        ("list", &list),
+        ("detail", &detail),
+        ("commit", &broken),
+        ("audit", &audit),
+    ] {
+        for raw in [
+            "<script>alert",
+            "<img src=x",
+            "<b>bold</b>",
+            "<i>not markup</i>",
+            "<evil>",
+        ] {
+            assert!(!page.body.contains(raw), "{what}: raw `{raw}` on the page");
+        }
+    }
+    assert!(
+        list.body
+            .contains("&lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;")
+    );
+    assert!(
+        list.body
+            .contains("role=&quot;&gt;&lt;img src=x onerror=alert(1)&gt;")
+    );
+    assert!(list.body.contains(&format!("href=\"{node_path}\"")));
+    assert!(detail.body.contains(&unescape_not(HOSTILE_LABEL)));
+    assert!(broken.body.contains("nodes/&lt;evil&gt;.yaml"));
+    assert!(audit.body.contains("&lt;i&gt;not markup&lt;/i&gt;"));
+    for page in [&list, &detail, &broken, &audit] {
+        assert!(page.csp.contains("script-src 'self'"), "CSP: {}", page.csp);
+    }
+}
+
+/// `text` as maud escapes it.
+fn unescape_not(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[tokio::test]
+async fn a_node_page_shows_resources_last_run_drift_and_no_secret() {
+    let (addr, _dir) = fleet().await;
+    // web-003 is drifted: its motd has mode 0666.
+    let page = get(addr, "/nodes/web-003").await;
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    assert!(body.contains("<h1>Node web-003</h1>"));
+    assert!(body.contains("<span class=\"badge b-warn\">drifted</span>"));
+    assert!(body.contains("3 resources desired at"));
+    assert!(body.contains("would update"), "the motd differs: {body}");
+    assert!(body.contains("<code>mode</code>: 0666 → 0644"));
+    assert!(body.contains("Per-resource results"));
+    assert!(body.contains("id=\"drift\""));
+    assert!(body.contains("CentOS Stream"));
+    assert!(body.contains("are not reported to the reconciler yet"));
+    // A failed node shows the failing resource with its reason.
+    let failed = get(addr, "/nodes/web-001").await;
+    assert!(failed.body.contains("read-only file system"));
+    assert!(
+        failed
+            .body
+            .contains("<span class=\"badge b-bad\">failed</span>")
+    );
+    // A node that never reported says so instead of inventing a state.
+    let unknown = get(addr, "/nodes/web-000").await;
+    assert!(unknown.body.contains("the agent has not reported"));
+    assert!(unknown.body.contains("No apply run yet."));
+    for path in ["/", "/nodes", "/nodes/web-003", "/nodes/web-006", "/audit"] {
+        let page = get(addr, path).await;
+        assert!(!page.body.contains(SECRET), "{path} shows the secret");
+        assert!(!page.body.contains("hunter2"), "{path} shows the secret");
+    }
+}
+
+#[tokio::test]
+async fn a_commit_page_lists_diagnostics_with_locations() {
+    let (addr, _dir) = fleet().await;
+    let page = get(addr, &format!("/commits/{BROKEN}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<code>roles/db.yaml:3:5</code>"));
+    assert!(page.body.contains("hint: did you mean `packages`?"));
+    assert!(
+        page.body
+            .contains("<span class=\"badge b-bad\">failed</span>")
+    );
+    let clean = get(addr, &format!("/commits/{HEAD}")).await;
+    assert!(clean.body.contains("No diagnostics"));
+    assert!(
+        clean
+            .body
+            .contains("yes: the engine works towards this commit")
+    );
+}
+
+#[tokio::test]
+async fn the_audit_page_pages_newest_first_under_the_chain_verdict() {
+    let (addr, _dir) = fleet().await;
+    let mut seqs = Vec::new();
+    let mut next = Some("/audit".to_owned());
+    while let Some(path) = next {
+        let page = get(addr, &path).await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.body.contains(&format!("All {AUDIT} entries link up")),
+            "verdict: {}",
+            page.body
+        );
+        let rows: Vec<i64> = page
+            .body
+            .match_indices("<th scope=\"row\" class=\"num\">")
+            .map(|(i, m)| {
+                let rest = &page.body[i + m.len()..];
+                rest[..rest.find('<').expect("end")].parse().expect("seq")
+            })
+            .collect();
+        assert!(rows.len() <= 50);
+        seqs.extend(rows);
+        next = next_link(&page.body);
+    }
+    assert_eq!(seqs, (1..=AUDIT as i64).rev().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn wrong_requests_get_html_errors_with_their_status() {
+    let (addr, _dir) = fleet().await;
+    for (path, status) in [
+        ("/nodes/no-such-node", 404),
+        ("/commits/feedface", 404),
+        ("/nodes?state=bogus", 400),
+        ("/nodes?label=novalue", 400),
+        ("/nodes?label=a%3D1&label=a%3D2", 400),
+        ("/nodes?limit=0", 400),
+        ("/nodes?color=red", 400),
+        ("/audit?before=-3", 400),
+    ] {
+        let page = get(addr, path).await;
+        assert_eq!(page.status, status, "{path}: {}", page.body);
+        assert_eq!(page.content_type, "text/html; charset=utf-8", "{path}");
+        assert!(page.body.contains("role=\"alert\""), "{path}");
+    }
+    let prs = get(addr, "/prs").await;
+    assert_eq!(prs.status, 200);
+    assert!(prs.body.contains("No pull request reports."));
+    let css = get(addr, "/static/v1/style.css").await;
+    assert_eq!(css.status, 200);
+    assert_eq!(css.content_type, "text/css; charset=utf-8");
+    let js = get(addr, "/static/v1/live.js").await;
+    assert_eq!(js.content_type, "text/javascript; charset=utf-8");
+    assert!(js.body.contains("EventSource"));
+}
+
+#[tokio::test]
+async fn the_event_stream_says_changed_after_the_store_changes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = sqlite(dir.path()).await;
+    seed::seed(&store, 5, 3).await;
+    let live: Arc<FixedLive> = Arc::new(FixedLive::default());
+    let mut st = WebState::new(store.clone(), live.clone());
+    st.activity = Arc::new(Activity::new(
+        store.clone(),
+        live,
+        Duration::from_millis(100),
+    ));
+    let addr = serve(st).await;
+    let mut response = fetch(&format!("http://{addr}/events")).await;
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    // Let the watcher take its first mark, then change something.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    store
+        .upsert_nodes(&[store::NodeUpsert {
+            name: "late-1".into(),
+            labels: Default::default(),
+            in_inventory: true,
+        }])
+        .await
+        .expect("node");
+    let received = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut text = String::new();
+        while let Some(chunk) = response.chunk().await.expect("read") {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("event: changed") {
+                return text;
+            }
+        }
+        text
+    })
+    .await
+    .expect("an event within 10 s");
+    assert!(received.contains("event: changed\ndata: 1"), "{received}");
+}
