@@ -102,6 +102,16 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli_link::EnrollTokenCommand,
     },
+    /// Users and their roles (`docs/access.md`).
+    User {
+        #[command(subcommand)]
+        command: crate::cli_access::UserCommand,
+    },
+    /// API tokens of users.
+    Token {
+        #[command(subcommand)]
+        command: crate::cli_access::TokenCommand,
+    },
 }
 
 /// Parses the process arguments and runs the command.
@@ -116,6 +126,8 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Certs { command } => crate::cli_link::certs(&command),
         Command::EnrollToken { command } => crate::cli_link::enroll_token(&command),
+        Command::User { command } => crate::cli_access::user(&command),
+        Command::Token { command } => crate::cli_access::token(&command),
     }
 }
 

@@ -303,6 +303,8 @@ pub async fn up(args: &UpArgs) -> Result<(), UpError> {
         .arg("--repo")
         .arg(&bare)
         .args(["--branch", "main", "--poll", "1s", "--heartbeat", "5s"])
+        // A local demo on loopback: reads open, writes still need a signed-in user.
+        .arg("--anonymous-read")
         .args(["--listen", &format!("127.0.0.1:{}", args.port)])
         .arg("--tls-cert")
         .arg(tls.join("server.pem"))

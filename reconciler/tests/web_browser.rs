@@ -1,7 +1,8 @@
 //! The status page in Debian's headless Chromium, driven over WebDriver (Debian's
 //! `chromedriver`, the `fantoccini` client): the overview (and its live refresh when the
 //! store changes), the node list filtered through its form, a node page and the audit page
-//! render against a seeded fleet; keyboard focus starts at the skip link; the browser logs
+//! render against a seeded fleet, served as `centossrv serve` serves them (behind the access
+//! gate, with anonymous read on): the audit page needs a sign-in, done through the form; keyboard focus starts at the skip link; the browser logs
 //! no error (script errors, CSP violations, failed loads). Screenshots of each page are
 //! written to `target/screenshots/`.
 //!
@@ -20,9 +21,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use web_support::seed::{self, HEAD};
-use web_support::{FixedLive, fetch, serve, sqlite};
+use web_support::{FixedLive, fetch, sqlite};
 
 const NODES: usize = 50;
+const AUDITOR: &str = "audra";
+const AUDITOR_PASSWORD: &str = "audra's long password";
 
 /// The `url` crate's parse error, named through the `Url` reqwest re-exports.
 type UrlError = <reqwest::Url as std::str::FromStr>::Err;
@@ -208,10 +211,49 @@ async fn the_status_page_in_headless_chromium() {
     let mut st = WebState::new(store.clone(), live.clone());
     st.activity = Arc::new(Activity::new(
         store.clone(),
-        live,
+        live.clone(),
         Duration::from_millis(200),
     ));
-    let addr: SocketAddr = serve(st).await;
+    store
+        .create_user(
+            AUDITOR,
+            Some(&reconciler::auth::password::hash(AUDITOR_PASSWORD).expect("hash")),
+        )
+        .await
+        .expect("auditor");
+    store
+        .bind_role(&format!("user:{AUDITOR}"), "cli", "auditor")
+        .await
+        .expect("bind");
+    let auth = reconciler::auth::Auth::new(
+        store.clone(),
+        reconciler::auth::AuthConfig {
+            anonymous_read: true,
+            secure_cookie: false,
+            ..reconciler::auth::AuthConfig::default()
+        },
+    );
+    let mut api = reconciler::http::ApiState::new(store.clone());
+    api.live = live;
+    let app = reconciler::serve::app::router(reconciler::serve::app::Parts {
+        api,
+        web: st,
+        auth,
+        link: None,
+        hooks: Vec::new(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve");
+    });
     let base = format!("http://{addr}");
 
     let driver = start_driver().await;
@@ -415,6 +457,39 @@ async fn run(client: &Client, base: &str, store: &store::Store) {
         .click()
         .await
         .expect("open /audit");
+    // Anonymous read does not open the audit log: the sign-in form comes first, and brings
+    // the auditor back to the audit page.
+    wait_true(
+        client,
+        "return document.querySelector('h1').textContent === 'Sign in';",
+        10,
+        "the sign-in form",
+    )
+    .await;
+    assert_eq!(client.current_url().await.expect("url").path(), "/login",);
+    screenshot(client, "login").await;
+    assert_no_console_errors(client, "login").await;
+    client
+        .find(Locator::Css("#user"))
+        .await
+        .expect("user field")
+        .send_keys(AUDITOR)
+        .await
+        .expect("type the user");
+    client
+        .find(Locator::Css("#password"))
+        .await
+        .expect("password field")
+        .send_keys(AUDITOR_PASSWORD)
+        .await
+        .expect("type the password");
+    client
+        .find(Locator::Css("form.login button"))
+        .await
+        .expect("sign-in button")
+        .click()
+        .await
+        .expect("sign in");
     wait_true(
         client,
         "return document.querySelector('h1').textContent === 'Audit log';",
@@ -425,7 +500,7 @@ async fn run(client: &Client, base: &str, store: &store::Store) {
     assert!(
         text_of(client, "#verdict")
             .await
-            .contains("All 120 entries link up")
+            .contains("All 121 entries link up")
     );
     let rows = client
         .find_all(Locator::Css("#audit tbody tr"))

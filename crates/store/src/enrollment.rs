@@ -54,7 +54,7 @@ impl std::fmt::Display for TokenRefusal {
 }
 
 /// `prefix` + 32 random bytes from the operating system, base64url without padding.
-fn new_secret(prefix: &str) -> Result<String> {
+pub(crate) fn new_secret(prefix: &str) -> Result<String> {
     let mut bytes = [0u8; SECRET_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| StoreError::Invalid {
         what: "random source",
@@ -68,7 +68,7 @@ fn new_secret(prefix: &str) -> Result<String> {
 
 /// What is stored of a secret: `sha256:` and the hex digest of its text. The secrets are 256
 /// random bits, so a fast hash is enough (nothing to brute-force).
-fn secret_hash(secret: &str) -> String {
+pub(crate) fn secret_hash(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
@@ -79,7 +79,7 @@ fn secret_hash(secret: &str) -> String {
 }
 
 /// Whether `text` has the shape of a secret with `prefix` (checked before any query).
-fn has_shape(text: &str, prefix: &str) -> bool {
+pub(crate) fn has_shape(text: &str, prefix: &str) -> bool {
     text.len() == SECRET_TEXT_LEN
         && text.starts_with(prefix)
         && text[prefix.len()..]

@@ -1,10 +1,12 @@
 //! The reconciler's persistence boundary: nodes with their labels, last observed state and
 //! facts; compiled commits; the desired state of each node at each commit (redacted,
 //! content-addressed); approved plan digests; apply runs with per-resource results; drift
-//! events; agent enrollment tokens and node credentials (hashes only); and an append-only,
+//! events; agent enrollment tokens and node credentials (hashes only); users, role bindings,
+//! API tokens (hashes only) and holds; and an append-only,
 //! hash-chained audit log. One typed API over SQLite (the
 //! embedded default) and PostgreSQL, through sqlx. The only module tree that knows sqlx.
 
+mod access;
 mod activity;
 mod apply_runs;
 mod approvals;
@@ -24,6 +26,9 @@ mod records;
 mod retention;
 mod status;
 
+pub use access::{
+    API_TOKEN_PREFIX, ApiToken, MAX_API_TOKEN_TTL, NodeHold, RoleBinding, User, check_user_name,
+};
 pub use activity::ActivityMark;
 pub use audit_chain::{AuditBreak, AuditVerdict, BreakKind};
 pub use backend::BackendKind;

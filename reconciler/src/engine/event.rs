@@ -30,4 +30,8 @@ pub enum Event {
     AgentDisconnected { node: String, conn: ConnId },
     /// Periodic: re-examine every node (level-triggered safety net).
     Tick,
+    /// An operator set or lifted a break-glass hold on `node` (the store has the holds).
+    HoldChanged { node: String },
+    /// An operator released `node`'s held stale apply.
+    Release { node: String, actor: String },
 }

@@ -84,6 +84,8 @@ pub struct Engine {
     /// Audit records of actions taken, appended in one transaction when the event queue
     /// runs dry (or the batch is full): one commit for a burst of agent reports.
     pending_audit: Vec<AuditRecord>,
+    /// Nodes under an operator's break-glass hold: observed, never applied to.
+    holds: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -113,6 +115,7 @@ impl Engine {
             next_request: 1,
             metrics: Metrics::new(),
             pending_audit: Vec::new(),
+            holds: std::collections::HashSet::new(),
         }
     }
 
@@ -130,6 +133,7 @@ impl Engine {
     /// Runs until every sender of `events` is dropped. Starts by reading the source: the
     /// same path as a new commit, from an empty view.
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+        self.load_holds().await;
         self.source_changed().await;
         self.live.update(|l| l.ready = true);
         let mut tick = tokio::time::interval(self.config.tick);
@@ -202,6 +206,27 @@ impl Engine {
                 self.agent_message(&node, message).await;
                 self.reconcile(&node).await;
             }
+            Event::HoldChanged { node } => {
+                self.load_holds().await;
+                self.reconcile(&node).await;
+            }
+            Event::Release { node, actor } => {
+                let released = self.nodes.get_mut(&node).and_then(|n| n.view.held.take());
+                self.pending_audit.push(AuditRecord {
+                    actor,
+                    action: "apply.release".into(),
+                    target: node.clone(),
+                    commit: released.clone(),
+                    outcome: if released.is_some() {
+                        "ok"
+                    } else {
+                        "nothing held"
+                    }
+                    .into(),
+                    details: serde_json::json!({}),
+                });
+                self.reconcile(&node).await;
+            }
             Event::Tick => {
                 self.expire_requests().await;
                 let names: Vec<String> = self.nodes.keys().cloned().collect();
@@ -209,6 +234,60 @@ impl Engine {
                     self.reconcile(&name).await;
                 }
             }
+        }
+    }
+
+    /// Replaces the role bindings declared in Git with those of `commit`'s `access.yaml`
+    /// (none if the file is absent). A file with problems changes nothing: the bindings of
+    /// the last good file stay, and the problems are logged and audited.
+    async fn apply_access_bindings(&mut self, commit: &str, snapshot: &model::snapshot::Snapshot) {
+        use crate::auth::bindings;
+        let parsed = match snapshot.get(bindings::FILE) {
+            None => Ok(Vec::new()),
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => bindings::parse(text),
+                Err(_) => Err(vec![format!("{}: not UTF-8", bindings::FILE)]),
+            },
+        };
+        match parsed {
+            Ok(list) => {
+                let list: Vec<(String, String)> = list
+                    .into_iter()
+                    .map(|(subject, role)| (subject, role.as_str().to_owned()))
+                    .collect();
+                if let Err(e) = self.store.replace_role_bindings("git", &list).await {
+                    tracing::error!(error = %e, "cannot store the role bindings of access.yaml");
+                    return;
+                }
+                self.audit(
+                    "access.bindings",
+                    "fleet",
+                    Some(commit),
+                    "ok",
+                    serde_json::json!({ "bindings": list.len() }),
+                );
+            }
+            Err(problems) => {
+                for p in &problems {
+                    tracing::warn!(%commit, problem = %p, "access.yaml not taken into force");
+                }
+                self.audit(
+                    "access.bindings",
+                    "fleet",
+                    Some(commit),
+                    "failed",
+                    serde_json::json!({ "problems": problems }),
+                );
+            }
+        }
+    }
+
+    /// Reads the operators' holds from the store (the store is their source of truth; a
+    /// failed read keeps the holds known before, never drops them).
+    async fn load_holds(&mut self) {
+        match self.store.holds().await {
+            Ok(holds) => self.holds = holds.into_iter().map(|h| h.node).collect(),
+            Err(e) => tracing::error!(error = %e, "cannot read holds; the holds known before stay"),
         }
     }
 
@@ -265,7 +344,7 @@ impl Engine {
         })
         .await?
         .map_err(|e| anyhow::anyhow!(e))?;
-        let (compiled, _snapshot) = compiled;
+        let (compiled, snapshot) = compiled;
         let ok = !compiled.has_errors();
         let diagnostics: serde_json::Value =
             serde_json::from_str(&crate::diagnostics_output::json(&compiled))?;
@@ -291,6 +370,7 @@ impl Engine {
             tracing::warn!(%commit, errors, "commit does not compile: never dispatched; the last good commit stays in force");
             return Ok(());
         }
+        self.apply_access_bindings(commit, &snapshot).await;
         let model = compiled.model;
         let mut inventory: Vec<NodeUpsert> = model
             .nodes
@@ -717,7 +797,10 @@ impl Engine {
                 })
             });
             let started = Instant::now();
-            let decision = decide::decide(&n.view, target, started, self.config.retry_after);
+            let mut decision = decide::decide(&n.view, target, started, self.config.retry_after);
+            if self.holds.contains(node) && matches!(decision, Decision::Apply(_)) {
+                decision = Decision::Wait(decide::Wait::Held);
+            }
             if matches!(decision, Decision::Apply(_) | Decision::MarkConverged) {
                 self.metrics.observe_plan(started.elapsed());
             }

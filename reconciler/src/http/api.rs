@@ -1,6 +1,7 @@
 //! The router: every route registered together with its OpenAPI description (utoipa-axum),
 //! so the document served at `/api/openapi.json` lists exactly the routes served.
 
+use super::access;
 use super::error::error_response;
 use super::handlers::*;
 use super::ops::{__path_healthz, __path_metrics, __path_readyz, healthz, metrics, readyz};
@@ -25,10 +26,26 @@ pub const OPENAPI_PATH: &str = "/api/openapi.json";
     ),
     tags(
         (name = "fleet"), (name = "nodes"), (name = "commits"), (name = "audit"),
-        (name = "operations")
-    )
+        (name = "operations"), (name = "access"), (name = "control")
+    ),
+    modifiers(&BearerAuth)
 )]
 struct ApiDoc;
+
+/// Declares the bearer scheme (API tokens and session tokens) and requires it on every
+/// operation the access table does not make public.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// Every documented route, not yet bound to a state.
 fn documented() -> OpenApiRouter<ApiState> {
@@ -43,10 +60,22 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(list_plans))
         .routes(routes!(get_run))
         .routes(routes!(list_audit))
-        .routes(routes!(verify_audit));
-    // Authentication (a later issue) goes here: a `route_layer` on `v1` that checks the
-    // bearer token and answers `ApiError::Unauthorized`/`Forbidden`; the probes and
-    // /metrics below stay outside it.
+        .routes(routes!(verify_audit))
+        .routes(routes!(access::login))
+        .routes(routes!(access::whoami))
+        .routes(routes!(access::list_tokens, access::create_token))
+        .routes(routes!(access::revoke_token))
+        .routes(routes!(access::list_users, access::create_user))
+        .routes(routes!(access::delete_user))
+        .routes(routes!(access::set_user_role))
+        .routes(routes!(access::list_bindings))
+        .routes(routes!(access::sync))
+        .routes(routes!(access::create_enrollment_token))
+        .routes(routes!(access::list_holds))
+        .routes(routes!(access::set_hold, access::clear_hold))
+        .routes(routes!(access::release));
+    // Who may call what is decided in front of every route by `auth::enforce` with the
+    // access table `auth::rbac::RULES`, applied to the whole service in `serve::run`.
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(healthz))

@@ -13,11 +13,18 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
-    /// For the authentication layer (a later issue).
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many attempts: try again after the duration (`Retry-After`).
+    #[error("{0}")]
+    TooMany(String, std::time::Duration),
+    /// A dependency (the engine, the directory) cannot serve the request now.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
 }
@@ -34,6 +41,9 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooMany(..) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -60,6 +70,20 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        error_response(status, code, message)
+        let mut response = error_response(status, code, message);
+        if let ApiError::TooMany(_, wait) = &self
+            && let Ok(value) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        if let ApiError::Unauthorized(_) = &self {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"centossrv\""),
+            );
+        }
+        response
     }
 }

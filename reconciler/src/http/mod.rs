@@ -1,6 +1,8 @@
-//! The reconciler's HTTP side: the read-only REST API under `/api/v1`, its OpenAPI document,
+//! The reconciler's HTTP side: the REST API under `/api/v1` (reads, signing in, operators'
+//! and admins' actions), its OpenAPI document,
 //! health probes and Prometheus metrics (`docs/api.md`).
 
+pub mod access;
 pub mod api;
 pub mod dto;
 mod error;
@@ -9,5 +11,5 @@ mod ops;
 mod query;
 mod state;
 
-pub use error::ApiError;
-pub use state::{ApiState, LiveView, NoLiveView};
+pub use error::{ApiError, error_response};
+pub use state::{ApiState, Control, LiveView, NoLiveView};

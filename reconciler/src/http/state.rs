@@ -1,5 +1,6 @@
 //! What every handler shares: the store, the engine's live view and the metrics.
 
+use crate::auth::Auth;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use store::Store;
@@ -42,6 +43,20 @@ pub struct ApiState {
     pub store: Store,
     pub live: Arc<dyn LiveView>,
     pub metrics: Metrics,
+    /// Signing in and tokens; `None`: the sign-in routes answer 503.
+    pub auth: Option<Auth>,
+    /// The running service's controls (engine events, poller); `None` without an engine:
+    /// the operating routes answer 503.
+    pub control: Option<Control>,
+}
+
+/// How operating routes reach the running service.
+#[derive(Clone, Debug)]
+pub struct Control {
+    /// The engine's event queue (holds, releases).
+    pub events: tokio::sync::mpsc::Sender<crate::engine::Event>,
+    /// The branch poller (re-sync); `None` when nothing polls.
+    pub poller: Option<crate::poller::PollerHandle>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -60,6 +75,8 @@ impl ApiState {
             store,
             live: Arc::new(NoLiveView),
             metrics: Metrics::new(),
+            auth: None,
+            control: None,
         }
     }
 }

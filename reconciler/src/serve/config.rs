@@ -61,6 +61,26 @@ pub struct ServeArgs {
     /// ssh private key for an ssh remote.
     #[arg(long, env = "CENTOSSRV_REPO_SSH_KEY", value_name = "FILE")]
     pub repo_ssh_key: Option<PathBuf>,
+    /// Status page and API reads without signing in (writes and the audit log always need
+    /// a signed-in user with the right role).
+    #[arg(long, env = "CENTOSSRV_ANONYMOUS_READ")]
+    pub anonymous_read: bool,
+    /// How long a session (sign-in) lasts [default: 15m].
+    #[arg(long, env = "CENTOSSRV_SESSION_TTL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub session_ttl: Option<Duration>,
+    /// File holding the key that signs session tokens (at least 32 bytes); without one a
+    /// random key is made at start and sessions end when the service restarts.
+    #[arg(long, env = "CENTOSSRV_SESSION_KEY_FILE", value_name = "FILE")]
+    pub session_key_file: Option<PathBuf>,
+    /// LDAP server for directory sign-in (`ldap://HOST:PORT` or `ldaps://...`).
+    #[arg(long, env = "CENTOSSRV_LDAP_URL", value_name = "URL")]
+    pub ldap_url: Option<String>,
+    /// The DN to bind as, with `{user}`: `uid={user},ou=people,dc=example,dc=org`.
+    #[arg(long, env = "CENTOSSRV_LDAP_USER_DN", value_name = "TEMPLATE")]
+    pub ldap_user_dn: Option<String>,
+    /// Where the directory's groups are (for `group:` role bindings).
+    #[arg(long, env = "CENTOSSRV_LDAP_GROUP_BASE", value_name = "DN")]
+    pub ldap_group_base: Option<String>,
     #[command(flatten)]
     pub forge: ForgeArgs,
 }
@@ -84,6 +104,11 @@ struct FileConfig {
     webhook_secret_file: Option<PathBuf>,
     repo_secret_file: Option<PathBuf>,
     repo_ssh_key: Option<PathBuf>,
+    anonymous_read: Option<bool>,
+    #[serde(default, with = "humantime_serde_opt")]
+    session_ttl: Option<Duration>,
+    session_key_file: Option<PathBuf>,
+    ldap: Option<crate::auth::ldap::LdapConfig>,
     forge: Option<ForgeFile>,
 }
 
@@ -114,6 +139,8 @@ pub struct Config {
     pub webhook_secret: Option<Secret>,
     /// Pull request planning on a forge, when configured.
     pub forge: Option<ForgeSettings>,
+    /// Signing in and access (`docs/access.md`).
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -291,6 +318,70 @@ impl Config {
                 }
             };
         let forge = ForgeSettings::resolve(&args.forge, file.forge, &mut problems);
+        let session_ttl = args
+            .session_ttl
+            .or(file.session_ttl)
+            .unwrap_or(Duration::from_secs(15 * 60));
+        if session_ttl < Duration::from_secs(60) || session_ttl > Duration::from_secs(24 * 3600) {
+            problems.push("session TTL must be 1 minute to 24 hours".into());
+        }
+        let session_key = match args.session_key_file.clone().or(file.session_key_file) {
+            Some(path) => match crate::secret::read_file(&path) {
+                Ok(key) if key.expose().trim().len() >= 32 => {
+                    Some(key.expose().trim().as_bytes().to_vec())
+                }
+                Ok(_) => {
+                    problems.push(format!(
+                        "session key file {}: at least 32 bytes needed",
+                        path.display()
+                    ));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!("session key: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let ldap = match (args.ldap_url.clone(), args.ldap_user_dn.clone(), file.ldap) {
+            (Some(url), Some(user_dn), file_ldap) => Some(crate::auth::ldap::LdapConfig {
+                url,
+                user_dn,
+                group_base: args
+                    .ldap_group_base
+                    .clone()
+                    .or_else(|| file_ldap.as_ref().and_then(|l| l.group_base.clone())),
+                group_filter: file_ldap.as_ref().map_or_else(
+                    || "(|(member={dn})(memberUid={user}))".into(),
+                    |l| l.group_filter.clone(),
+                ),
+                timeout_secs: file_ldap.as_ref().map_or(5, |l| l.timeout_secs),
+            }),
+            (None, None, file_ldap) => file_ldap,
+            _ => {
+                problems.push("LDAP needs both --ldap-url and --ldap-user-dn".into());
+                None
+            }
+        };
+        if let Some(ldap) = &ldap {
+            if !ldap.url.starts_with("ldap://") && !ldap.url.starts_with("ldaps://") {
+                problems.push(format!(
+                    "LDAP URL `{}` is neither ldap:// nor ldaps://",
+                    ldap.url
+                ));
+            }
+            if !ldap.user_dn.contains("{user}") {
+                problems.push("the LDAP user DN template has no `{user}`".into());
+            }
+        }
+        let access = crate::auth::AuthConfig {
+            anonymous_read: args.anonymous_read || file.anonymous_read.unwrap_or(false),
+            session_ttl,
+            session_key,
+            ldap,
+            ..crate::auth::AuthConfig::default()
+        };
         match (problems.is_empty(), repo) {
             (true, Some(repo)) => Ok(Config {
                 listen,
@@ -304,6 +395,7 @@ impl Config {
                 tls_key,
                 webhook_secret,
                 forge,
+                auth: access,
             }),
             _ => Err(ConfigError(problems)),
         }

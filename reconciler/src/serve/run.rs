@@ -5,7 +5,7 @@ use super::Config;
 use crate::engine::{CommitSource, Engine, EngineConfig, Event, Live};
 use crate::forge::webhook::ForgeHookConfig;
 use crate::forge::{self, Forge, ForgeEvent, ForgeKind};
-use crate::http::{self, ApiState, LiveView};
+use crate::http::{ApiState, Control, LiveView};
 use crate::link::{self, LinkConfig, LinkState};
 use crate::metrics::Metrics;
 use crate::pr::{PrConfig, PrService};
@@ -107,6 +107,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
     )
     .with_metrics(metrics.clone());
+    let control = Control {
+        events: events.clone(),
+        poller: Some(poller.clone()),
+    };
     drop(events);
     let mut forge_task = None;
     let mut forge_hooks = None;
@@ -142,22 +146,30 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let live: Arc<dyn LiveView> = Arc::new(live);
     let web_state = web::WebState::new(store.clone(), Arc::clone(&live))
         .with_pr_plans(Arc::new(web::StoredPrPlans::new(store.clone())));
-    let mut app = link::router(link_state)
-        .merge(http::api::router(ApiState {
-            store: store.clone(),
-            live: Arc::clone(&live),
-            metrics,
-        }))
-        .merge(web::router(web_state));
-    if let Some(hooks) = forge_hooks {
-        app = app.merge(hooks);
-    }
+    let mut hooks: Vec<axum::Router> = forge_hooks.into_iter().collect();
     if config.webhook_secret.is_some() {
-        app = app.merge(webhook::router(
+        hooks.push(webhook::router(
             config.webhook_secret.clone(),
             poller.clone(),
         ));
     }
+    let auth = crate::auth::Auth::new(store.clone(), config.auth.clone());
+    if config.auth.anonymous_read {
+        tracing::warn!("anonymous read is on: the status page and API reads need no sign-in");
+    }
+    let app = super::app::router(super::app::Parts {
+        api: ApiState {
+            store: store.clone(),
+            live: Arc::clone(&live),
+            metrics,
+            auth: None,
+            control: Some(control),
+        },
+        web: web_state,
+        auth,
+        link: Some(link::router(link_state)),
+        hooks,
+    });
     let tls_config = tls::server_config(&config.tls_cert, &config.tls_key)?;
     let server = tls::serve(app, config.listen, tls_config)?;
     println!(

@@ -59,6 +59,11 @@ pub fn page(title: &str, current: Nav, main: Markup) -> Markup {
                         "Read-only view. The same data as JSON: "
                         a href="/api/openapi.json" { "API description" } "."
                     }
+                    form class="session" method="post" action="/logout" {
+                        a href="/login" { "Sign in" }
+                        " · "
+                        button type="submit" class="link" { "Sign out" }
+                    }
                 }
             }
         }

@@ -4,8 +4,8 @@
 //!
 //! Pages: `/` overview, `/nodes` list with filters, `/nodes/{name}` detail,
 //! `/commits/{sha}`, `/prs`, `/audit`. Each reads the store in a fixed number of statements,
-//! whatever the fleet's size. No authentication yet: when RBAC arrives, it is one
-//! `route_layer` on the router [`router`] returns (see `docs/status-page.md`).
+//! whatever the fleet's size. Who may see which page is decided in front of the router by
+//! `auth::enforce` (the access table); `/login` signs in with a session cookie.
 
 mod assets;
 mod audit;
@@ -15,6 +15,7 @@ mod error;
 mod events;
 mod format;
 mod layout;
+mod login;
 mod node;
 mod nodes;
 mod overview;
@@ -41,6 +42,8 @@ pub struct WebState {
     pub prs: Arc<dyn PrPlans>,
     /// The change watcher behind `/events`.
     pub activity: Arc<Activity>,
+    /// Signing in (the login form); `None`: the form answers 503.
+    pub auth: Option<crate::auth::Auth>,
     /// The overview's counts per state, reused while the store's activity mark stands.
     counts: Arc<counts::StateCounts>,
 }
@@ -66,9 +69,16 @@ impl WebState {
             store,
             live,
             prs: Arc::new(NoPrReports),
+            auth: None,
             activity,
             counts: Arc::default(),
         }
+    }
+
+    /// The same pages with the sign-in form working through `auth`.
+    pub fn with_auth(mut self, auth: crate::auth::Auth) -> WebState {
+        self.auth = Some(auth);
+        self
     }
 
     /// The same pages, reading open pull requests' plans from `prs`.
@@ -88,6 +98,8 @@ pub fn router(state: WebState) -> Router {
         .route("/prs", get(prs::page))
         .route("/audit", get(audit::page))
         .route("/events", get(events::stream))
+        .route("/login", get(login::show).post(login::submit))
+        .route("/logout", axum::routing::post(login::logout))
         .route(assets::STYLE_PATH, get(assets::style))
         .route(assets::SCRIPT_PATH, get(assets::script))
         .layer(axum::middleware::map_response(security_headers))

@@ -41,6 +41,8 @@ pub async fn serve(store: Store, live: Arc<FakeLive>) -> SocketAddr {
         store,
         live,
         metrics: Metrics::new(),
+        auth: None,
+        control: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -1,6 +1,7 @@
 //! The store's one test suite: every test runs on SQLite and, with DATABASE_URL set, on
 //! PostgreSQL.
 
+mod access;
 mod enrollment;
 mod pr_reports;
 mod status;
@@ -143,7 +144,7 @@ async fn migrations_run_once_and_reopen_cleanly() {
         let second = db.open().await;
         assert!(second.node("web-1").await.expect("read").is_some());
         second.close().await;
-        assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 3);
+        assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 4);
         assert_eq!(
             db.count("SELECT COUNT(*) FROM audit_head").await,
             1,
