@@ -102,6 +102,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli_link::EnrollTokenCommand,
     },
+    /// The tamper-evident audit log: verify its hash chain, export it as JSON lines.
+    Audit {
+        #[command(subcommand)]
+        command: crate::cli_audit::AuditCommand,
+    },
 }
 
 /// Parses the process arguments and runs the command.
@@ -116,6 +121,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Certs { command } => crate::cli_link::certs(&command),
         Command::EnrollToken { command } => crate::cli_link::enroll_token(&command),
+        Command::Audit { command } => crate::cli_audit::run(&command),
     }
 }
 

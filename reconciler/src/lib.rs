@@ -2,6 +2,7 @@
 //! [`cli::run`].
 
 pub mod cli;
+pub mod cli_audit;
 pub mod cli_link;
 pub mod diagnostics_output;
 pub mod engine;
