@@ -1,6 +1,7 @@
 //! The centossrv control plane as a library; the `centossrv` binary is a thin wrapper over
 //! [`cli::run`].
 
+pub mod audit_syslog;
 pub mod cli;
 pub mod cli_audit;
 pub mod cli_link;
