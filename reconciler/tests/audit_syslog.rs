@@ -1,4 +1,4 @@
-//! Audit forwarding to syslog: real UDP and TCP listeners receive what the forwarder sends
+//! Audit forwarding to syslog: real UDP, TCP and local (datagram and stream) listeners receive what the forwarder sends
 //! from a real store, parsed by an independent RFC 5424 parser (`syslog_loose`); entries
 //! appended by another writer, escaping of `"`, `\` and `]`, octet-counting framing, and
 //! no entry lost while the receiver is down or closes its connection. Also the real
@@ -11,11 +11,12 @@ mod common;
 use audit_support::{TestDb, centossrv, each_backend};
 use chrono::Utc;
 use reconciler::audit_syslog::{Destination, Forwarder, SyslogSettings};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use store::{AuditEntry, AuditRecord, Store};
 use syslog_loose::{ProcId, Protocol, SyslogFacility, SyslogSeverity, Variant};
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -23,6 +24,10 @@ const WAIT: Duration = Duration::from_secs(15);
 enum Receiver {
     Udp(UdpSocket),
     Tcp(TcpListener, Option<BufReader<TcpStream>>),
+    /// A local datagram socket, like /dev/log.
+    UnixDatagram(UnixDatagram, PathBuf),
+    /// A local stream socket: the forwarder falls back to octet-counted frames.
+    UnixStream(UnixListener, PathBuf, Option<BufReader<UnixStream>>),
 }
 
 impl Receiver {
@@ -34,10 +39,23 @@ impl Receiver {
         Receiver::Tcp(TcpListener::bind("127.0.0.1:0").await.unwrap(), None)
     }
 
+    async fn unix_datagram(dir: &Path) -> Receiver {
+        let path = dir.join("log.dgram");
+        Receiver::UnixDatagram(UnixDatagram::bind(&path).unwrap(), path)
+    }
+
+    async fn unix_stream(dir: &Path) -> Receiver {
+        let path = dir.join("log.stream");
+        Receiver::UnixStream(UnixListener::bind(&path).unwrap(), path, None)
+    }
+
     fn destination(&self) -> Destination {
         match self {
             Receiver::Udp(s) => format!("udp://{}", s.local_addr().unwrap()),
             Receiver::Tcp(l, _) => format!("tcp://{}", l.local_addr().unwrap()),
+            Receiver::UnixDatagram(_, path) | Receiver::UnixStream(_, path, _) => {
+                format!("unix:{}", path.display())
+            }
         }
         .parse()
         .unwrap()
@@ -59,6 +77,17 @@ impl Receiver {
                     }
                     read_frame(stream.as_mut().unwrap()).await
                 }
+                Receiver::UnixDatagram(socket, _) => {
+                    let mut buf = vec![0; 65_536];
+                    let n = socket.recv(&mut buf).await.unwrap();
+                    String::from_utf8(buf[..n].to_vec()).unwrap()
+                }
+                Receiver::UnixStream(listener, _, stream) => {
+                    if stream.is_none() {
+                        *stream = Some(BufReader::new(listener.accept().await.unwrap().0));
+                    }
+                    read_frame(stream.as_mut().unwrap()).await
+                }
             }
         })
         .await
@@ -74,7 +103,7 @@ impl Receiver {
 }
 
 /// `LEN SP MSG` (RFC 6587 octet counting).
-async fn read_frame(stream: &mut BufReader<TcpStream>) -> String {
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> String {
     let mut len = Vec::new();
     stream.read_until(b' ', &mut len).await.unwrap();
     assert_eq!(
@@ -199,8 +228,8 @@ fn check(raw: &str, entry: &AuditEntry) {
 }
 
 #[tokio::test]
-async fn udp_and_tcp_receivers_get_each_new_entry_once_in_order() {
-    for transport in ["udp", "tcp"] {
+async fn every_transport_receives_each_new_entry_once_in_order() {
+    for transport in ["udp", "tcp", "unix-datagram", "unix-stream"] {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_data_dir(dir.path()).await.unwrap();
         // Already in the log when forwarding starts: not sent (it starts at the head).
@@ -210,7 +239,9 @@ async fn udp_and_tcp_receivers_get_each_new_entry_once_in_order() {
             .unwrap();
         let mut receiver = match transport {
             "udp" => Receiver::udp().await,
-            _ => Receiver::tcp().await,
+            "tcp" => Receiver::tcp().await,
+            "unix-datagram" => Receiver::unix_datagram(dir.path()).await,
+            _ => Receiver::unix_stream(dir.path()).await,
         };
         let forwarder = Forwarder::at_head(store.clone(), settings(receiver.destination()))
             .await
