@@ -5,7 +5,7 @@
 
 mod audit_support;
 
-use audit_support::{TestDb, centossrv, each_backend, seed};
+use audit_support::{TestDb, centossrv, centossrv_env, each_backend, seed};
 use serde_json::Value;
 
 fn stdout(out: &std::process::Output) -> String {
@@ -59,6 +59,70 @@ async fn an_intact_log_verifies() {
                 stdout(&out)
             );
         }
+    })
+    .await;
+}
+
+/// Arguments and centossrv environment variables of one way to name the database.
+type Way<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
+#[tokio::test]
+async fn the_database_is_found_as_serve_finds_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    each_backend(|db| async move {
+        let store = db.open().await;
+        seed(&store, 3).await;
+        store.close().await;
+        let dir = tempfile::tempdir().unwrap();
+        let url_file = dir.path().join("db-url");
+        std::fs::write(&url_file, format!("{}\n", db.url)).unwrap();
+        std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let open_file = dir.path().join("db-url-open");
+        std::fs::write(&open_file, &db.url).unwrap();
+        std::fs::set_permissions(&open_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // A whole serve configuration: only its database keys matter here.
+        let config = dir.path().join("serve.toml");
+        let location = match &db.data_dir {
+            Some(data) => format!("data_dir = \"{}\"", data.display()),
+            None => format!("database_url = \"{}\"", db.url),
+        };
+        std::fs::write(
+            &config,
+            format!("repo = \"/srv/fleet\"\nbranch = \"main\"\n{location}\n\n[forge]\nkind = \"github\"\n"),
+        )
+        .unwrap();
+        let url_file = url_file.to_str().unwrap();
+        let config = config.to_str().unwrap();
+        let mut ways: Vec<Way> = vec![
+            (vec!["--database", &db.url], vec![]),
+            (vec!["--database-url", &db.url], vec![]),
+            (vec!["--database-url-file", url_file], vec![]),
+            (vec!["--config", config], vec![]),
+            (vec![], vec![("CENTOSSRV_DATABASE_URL", db.url.as_str())]),
+            (vec![], vec![("CENTOSSRV_CONFIG", config)]),
+        ];
+        if let Some(data) = &db.data_dir {
+            let data = data.to_str().unwrap();
+            ways.push((vec!["--data-dir", data], vec![]));
+            ways.push((vec![], vec![("CENTOSSRV_DATA_DIR", data)]));
+        }
+        for (args, env) in &ways {
+            let mut all = vec!["audit", "verify"];
+            all.extend(args);
+            let out = centossrv_env(&all, env);
+            assert_eq!(out.status.code(), Some(0), "{args:?} {env:?}: {}", stderr(&out));
+            assert!(stdout(&out).starts_with("intact: 3 entries, head sha256:"), "{args:?} {env:?}");
+            all[1] = "export";
+            let out = centossrv_env(&all, env);
+            assert_eq!(out.status.code(), Some(0), "{args:?} {env:?}: {}", stderr(&out));
+            assert_eq!(stdout(&out).lines().count(), 3, "{args:?} {env:?}");
+        }
+        let out = centossrv(&["audit", "verify", "--database-url-file", open_file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("readable by group or other"), "{}", stderr(&out));
+        let out = centossrv(&["audit", "verify", "--database", &db.url, "--database-url-file", url_file]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("not both"), "{}", stderr(&out));
     })
     .await;
 }

@@ -99,6 +99,11 @@ pub async fn seed(store: &Store, n: usize) -> Vec<AuditEntry> {
 
 /// Runs the real `centossrv` binary with `args`, without the caller's centossrv settings.
 pub fn centossrv(args: &[&str]) -> Output {
+    centossrv_env(args, &[])
+}
+
+/// Runs the real `centossrv` binary with `args` and only the centossrv settings `env`.
+pub fn centossrv_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_centossrv"));
     command.args(args);
     for (name, _) in std::env::vars_os() {
@@ -106,6 +111,7 @@ pub fn centossrv(args: &[&str]) -> Output {
             command.env_remove(name);
         }
     }
+    command.envs(env.iter().copied());
     command.output().unwrap()
 }
 
