@@ -112,6 +112,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli_access::TokenCommand,
     },
+    /// The tamper-evident audit log: verify its hash chain, export it as JSON lines.
+    Audit {
+        #[command(subcommand)]
+        command: crate::cli_audit::AuditCommand,
+    },
 }
 
 /// Parses the process arguments and runs the command.
@@ -128,6 +133,7 @@ pub fn run() -> ExitCode {
         Command::EnrollToken { command } => crate::cli_link::enroll_token(&command),
         Command::User { command } => crate::cli_access::user(&command),
         Command::Token { command } => crate::cli_access::token(&command),
+        Command::Audit { command } => crate::cli_audit::run(&command),
     }
 }
 

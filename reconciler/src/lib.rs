@@ -1,9 +1,11 @@
 //! The centossrv control plane as a library; the `centossrv` binary is a thin wrapper over
 //! [`cli::run`].
 
+pub mod audit_syslog;
 pub mod auth;
 pub mod cli;
 pub mod cli_access;
+pub mod cli_audit;
 pub mod cli_link;
 pub mod diagnostics_output;
 pub mod engine;

@@ -103,6 +103,12 @@ pub struct AuditBreak {
     pub seq: i64,
     pub kind: BreakKind,
     pub detail: String,
+    /// Where a hash does not match: the hash the chain recorded for the entry (its `hash`
+    /// column, the next entry's `prev_hash`, or the head row).
+    pub expected_hash: Option<String>,
+    /// Where a hash does not match: the hash found in its place (what the entry's content
+    /// hashes to now, or the entry's `hash` column).
+    pub found_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +163,8 @@ impl Verifier {
             seq,
             kind: BreakKind::Altered,
             detail,
+            expected_hash: None,
+            found_hash: None,
         };
         let content: CanonicalContent = serde_json::from_str(&row.content).map_err(|e| {
             altered(format!(
@@ -171,6 +179,8 @@ impl Verifier {
                     "the row at position {seq} holds the entry written as {}",
                     content.seq
                 ),
+                expected_hash: None,
+                found_hash: None,
             });
         }
         if seq != self.expected_seq {
@@ -183,12 +193,17 @@ impl Verifier {
                 seq: self.expected_seq,
                 kind: BreakKind::Removed,
                 detail: missing,
+                expected_hash: None,
+                found_hash: None,
             });
         }
-        if entry_hash(&entry.prev_hash, &row.content) != entry.hash {
-            return Err(altered(
-                "its hash does not match its content and previous hash".to_owned(),
-            ));
+        let computed = entry_hash(&entry.prev_hash, &row.content);
+        if computed != entry.hash {
+            return Err(AuditBreak {
+                expected_hash: Some(entry.hash.clone()),
+                found_hash: Some(computed),
+                ..altered("its hash does not match its content and previous hash".to_owned())
+            });
         }
         if entry.prev_hash != self.prev_hash {
             return Err(AuditBreak {
@@ -202,6 +217,8 @@ impl Verifier {
                     self.prev_hash,
                     seq - 1
                 ),
+                expected_hash: Some(entry.prev_hash.clone()),
+                found_hash: Some(self.prev_hash.clone()),
             });
         }
         let record = &entry.record;
@@ -249,6 +266,8 @@ impl Verifier {
                 seq: last + 1,
                 kind: BreakKind::Removed,
                 detail,
+                expected_hash: None,
+                found_hash: None,
             });
         }
         if head_seq < last || head_hash != self.prev_hash {
@@ -260,6 +279,8 @@ impl Verifier {
                      entry {last} with hash {}",
                     self.prev_hash
                 ),
+                expected_hash: Some(head_hash.to_owned()),
+                found_hash: Some(self.prev_hash),
             });
         }
         AuditVerdict::Intact {
@@ -406,5 +427,38 @@ mod tests {
             broken(verify(&swapped, 5, &head)),
             (2, BreakKind::Reordered)
         );
+    }
+
+    #[test]
+    fn hash_breaks_carry_the_expected_and_the_found_hash() {
+        let rows = chain(3);
+        let head = rows[2].entry.hash.clone();
+        let mut content = rows.clone();
+        content[1].content = content[1].content.replace("user2", "mallory");
+        let AuditVerdict::Broken(b) = verify(&content, 3, &head) else {
+            panic!("expected a break")
+        };
+        assert_eq!(
+            b.expected_hash.as_deref(),
+            Some(rows[1].entry.hash.as_str())
+        );
+        assert_eq!(
+            b.found_hash,
+            Some(entry_hash(&rows[1].entry.prev_hash, &content[1].content))
+        );
+
+        let AuditVerdict::Broken(b) = verify(&rows, 3, GENESIS_HASH) else {
+            panic!("expected a break")
+        };
+        assert_eq!((b.seq, b.kind), (3, BreakKind::Altered));
+        assert_eq!(b.expected_hash.as_deref(), Some(GENESIS_HASH));
+        assert_eq!(b.found_hash.as_deref(), Some(head.as_str()));
+
+        let mut removed = rows.clone();
+        removed.remove(1);
+        let AuditVerdict::Broken(b) = verify(&removed, 3, &head) else {
+            panic!("expected a break")
+        };
+        assert_eq!((b.expected_hash, b.found_hash), (None, None));
     }
 }

@@ -4,6 +4,7 @@
 //! file, which must not be readable by group or others.
 
 use super::forge_config::{ForgeArgs, ForgeFile, ForgeSettings};
+use crate::audit_syslog::{Destination, Facility, SyslogSettings};
 use crate::secret::Secret;
 use crate::source::tracker::{Location, RemoteAuth};
 use serde::Deserialize;
@@ -81,6 +82,13 @@ pub struct ServeArgs {
     /// Where the directory's groups are (for `group:` role bindings).
     #[arg(long, env = "CENTOSSRV_LDAP_GROUP_BASE", value_name = "DN")]
     pub ldap_group_base: Option<String>,
+    /// Forward each new audit entry to syslog (RFC 5424): `udp://HOST:PORT`,
+    /// `tcp://HOST:PORT` (octet-counted frames) or `unix:PATH` (docs/audit.md).
+    #[arg(long, env = "CENTOSSRV_AUDIT_SYSLOG", value_name = "URL")]
+    pub audit_syslog: Option<String>,
+    /// Syslog facility of forwarded audit entries [default: auth].
+    #[arg(long, env = "CENTOSSRV_AUDIT_SYSLOG_FACILITY", value_name = "NAME")]
+    pub audit_syslog_facility: Option<String>,
     #[command(flatten)]
     pub forge: ForgeArgs,
 }
@@ -109,6 +117,8 @@ struct FileConfig {
     session_ttl: Option<Duration>,
     session_key_file: Option<PathBuf>,
     ldap: Option<crate::auth::ldap::LdapConfig>,
+    audit_syslog: Option<String>,
+    audit_syslog_facility: Option<String>,
     forge: Option<ForgeFile>,
 }
 
@@ -141,6 +151,8 @@ pub struct Config {
     pub forge: Option<ForgeSettings>,
     /// Signing in and access (`docs/access.md`).
     pub auth: crate::auth::AuthConfig,
+    /// Audit forwarding to syslog, when configured.
+    pub audit_syslog: Option<SyslogSettings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -161,6 +173,7 @@ impl std::fmt::Debug for Config {
                 &self.webhook_secret.as_ref().map(|_| "<set>"),
             )
             .field("forge", &self.forge)
+            .field("audit_syslog", &self.audit_syslog)
             .finish_non_exhaustive()
     }
 }
@@ -382,6 +395,13 @@ impl Config {
             ldap,
             ..crate::auth::AuthConfig::default()
         };
+        let audit_syslog = audit_syslog(
+            args.audit_syslog.clone().or(file.audit_syslog),
+            args.audit_syslog_facility
+                .clone()
+                .or(file.audit_syslog_facility),
+            &mut problems,
+        );
         match (problems.is_empty(), repo) {
             (true, Some(repo)) => Ok(Config {
                 listen,
@@ -396,8 +416,42 @@ impl Config {
                 webhook_secret,
                 forge,
                 auth: access,
+                audit_syslog,
             }),
             _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+/// The audit forwarding settings, when a destination is given.
+fn audit_syslog(
+    destination: Option<String>,
+    facility: Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<SyslogSettings> {
+    let facility_given = facility.is_some();
+    let facility = match facility.as_deref().map(str::parse::<Facility>) {
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
+            problems.push(format!("audit syslog: {e}"));
+            Facility::DEFAULT
+        }
+        None => Facility::DEFAULT,
+    };
+    let Some(destination) = destination else {
+        if facility_given {
+            problems.push("a syslog facility is set but no --audit-syslog destination".into());
+        }
+        return None;
+    };
+    match destination.parse::<Destination>() {
+        Ok(destination) => Some(SyslogSettings {
+            destination,
+            facility,
+        }),
+        Err(e) => {
+            problems.push(format!("audit syslog: {e}"));
+            None
         }
     }
 }
@@ -415,6 +469,8 @@ mod tests {
             tls_cert: Some("/nope.pem".into()),
             tls_key: Some("/nope-key.pem".into()),
             database_url: Some("mysql://u:pw@h/db".into()),
+            audit_syslog: Some("tls://siem:6514".into()),
+            audit_syslog_facility: Some("local9".into()),
             ..ServeArgs::default()
         };
         let err = Config::resolve(&args).expect_err("invalid").to_string();
@@ -425,6 +481,8 @@ mod tests {
             "TLS certificate /nope.pem not found",
             "TLS key /nope-key.pem not found",
             "neither postgres:// nor sqlite:",
+            "audit syslog: `tls://siem:6514`: unknown scheme `tls`",
+            "audit syslog: unknown syslog facility `local9`",
         ] {
             assert!(err.contains(part), "{part} missing from:\n{err}");
         }
@@ -444,7 +502,7 @@ mod tests {
         std::fs::write(
             &file,
             format!(
-                "repo = \"https://git.example.net/fleet.git\"\nbranch = \"prod\"\npoll = \"5m\"\ntls_cert = \"{0}\"\ntls_key = \"{0}\"\nwebhook_secret_file = \"{1}\"\n",
+                "repo = \"https://git.example.net/fleet.git\"\nbranch = \"prod\"\npoll = \"5m\"\naudit_syslog = \"udp://127.0.0.1:514\"\naudit_syslog_facility = \"local0\"\ntls_cert = \"{0}\"\ntls_key = \"{0}\"\nwebhook_secret_file = \"{1}\"\n",
                 cert.display(),
                 secret.display()
             ),
@@ -472,5 +530,12 @@ mod tests {
             Some("s3cret")
         );
         assert!(!format!("{config:?}").contains("s3cret"));
+        assert_eq!(
+            config.audit_syslog,
+            Some(SyslogSettings {
+                destination: "udp://127.0.0.1:514".parse().expect("destination"),
+                facility: "local0".parse().expect("facility"),
+            })
+        );
     }
 }

@@ -22,6 +22,8 @@ const EVENT_QUEUE: usize = 16 * 1024;
 /// Forge webhook events waiting for the pull request service (a full queue answers 503 and
 /// the forge redelivers).
 const FORGE_QUEUE: usize = 1024;
+/// How long, at shutdown, the audit forwarder may take to send what is left.
+const AUDIT_FORWARD_GRACE: Duration = Duration::from_secs(3);
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let store = match &config.database_url {
         Some(url) => Store::open(url).await?,
         None => Store::open_data_dir(&config.data_dir).await?,
+    };
+    // Started before anything of this process can append, at the log's current head.
+    let audit_forwarder = match &config.audit_syslog {
+        Some(settings) => Some(
+            crate::audit_syslog::Forwarder::at_head(store.clone(), settings.clone())
+                .await?
+                .spawn(),
+        ),
+        None => None,
     };
     let tracker = Arc::new(Tracker::new(SourceConfig {
         location: config.repo.clone(),
@@ -196,6 +207,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     engine_task.abort();
     let _ = engine_task.await;
+    if let Some(forwarder) = audit_forwarder {
+        forwarder.stop(AUDIT_FORWARD_GRACE).await;
+    }
     store.close().await;
     Ok(())
 }
