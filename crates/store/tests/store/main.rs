@@ -3,6 +3,7 @@
 
 mod enrollment;
 mod pr_reports;
+mod resource_history;
 mod status;
 mod support;
 mod web_reads;
