@@ -71,8 +71,14 @@ async fn history_lists_the_resource_at_each_commit_newest_first() {
         let shas: Vec<&str> = all.items.iter().map(|v| v.commit.as_str()).collect();
         assert_eq!(shas, ["c5", "c4", "c3", "c2", "c1"]);
         assert!(all.items[4].resource.is_none(), "absent at c1");
-        assert_eq!(all.items[3].resource, all.items[2].resource, "same at c2 and c3");
-        assert_ne!(all.items[2].resource, all.items[1].resource, "changed at c4");
+        assert_eq!(
+            all.items[3].resource, all.items[2].resource,
+            "same at c2 and c3"
+        );
+        assert_ne!(
+            all.items[2].resource, all.items[1].resource,
+            "changed at c4"
+        );
         // Stored redacted: the sensitive version keeps only its digest.
         let newest = all.items[0].resource.as_ref().expect("present at c5");
         match &newest.spec {
@@ -82,7 +88,11 @@ async fn history_lists_the_resource_at_each_commit_newest_first() {
             }
             other => panic!("not a file: {other:?}"),
         }
-        assert!(all.items.windows(2).all(|w| w[0].compiled_at > w[1].compiled_at));
+        assert!(
+            all.items
+                .windows(2)
+                .all(|w| w[0].compiled_at > w[1].compiled_at)
+        );
 
         let bounded = store
             .resource_history("web-1", &motd(), 2)
@@ -131,7 +141,10 @@ async fn runs_carry_the_resource_result_and_who_approved() {
                 RunStatus::Applied,
                 None,
                 &[
-                    result(ResourceId::new(ResourceKind::Package, "nginx"), Outcome::Unchanged),
+                    result(
+                        ResourceId::new(ResourceKind::Package, "nginx"),
+                        Outcome::Unchanged,
+                    ),
                     result(motd(), Outcome::Changed),
                 ],
             )
@@ -146,7 +159,10 @@ async fn runs_carry_the_resource_result_and_who_approved() {
                 r2,
                 RunStatus::Applied,
                 None,
-                &[result(ResourceId::new(ResourceKind::Package, "httpd"), Outcome::Changed)],
+                &[result(
+                    ResourceId::new(ResourceKind::Package, "httpd"),
+                    Outcome::Changed,
+                )],
             )
             .await
             .expect("finish");
@@ -183,12 +199,19 @@ async fn runs_carry_the_resource_result_and_who_approved() {
             .expect("runs");
         assert!(!runs.more);
         let ids: Vec<i64> = runs.items.iter().map(|r| r.run.id).collect();
-        assert_eq!(ids, [r4, r3, r1], "run 2 does not concern motd; run 5 is another node's");
+        assert_eq!(
+            ids,
+            [r4, r3, r1],
+            "run 2 does not concern motd; run 5 is another node's"
+        );
         assert_eq!(runs.items[0].result, Some(failed));
         assert_eq!(runs.items[0].run.status, Some(RunStatus::Failed));
         assert_eq!(runs.items[0].approved_by.as_deref(), Some("bob"));
         assert_eq!(runs.items[1].result, None, "a stale run has no results");
-        assert_eq!(runs.items[1].run.message.as_deref(), Some("the node changed"));
+        assert_eq!(
+            runs.items[1].run.message.as_deref(),
+            Some("the node changed")
+        );
         assert_eq!(runs.items[2].run.commit, "c2");
         assert_eq!(
             runs.items[2].result.as_ref().map(|r| r.outcome),
@@ -237,7 +260,12 @@ async fn drift_of_one_resource_newest_first() {
         assert!(!drift.more);
         let got: Vec<i64> = drift.items.iter().map(|e| e.id).collect();
         assert_eq!(got, [ids[4], ids[3], ids[0]]);
-        assert!(drift.items.iter().all(|e| e.resource == motd() && e.node == "web-1"));
+        assert!(
+            drift
+                .items
+                .iter()
+                .all(|e| e.resource == motd() && e.node == "web-1")
+        );
         let bounded = store
             .resource_drift("web-1", &motd(), 1)
             .await
