@@ -102,6 +102,10 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli_link::EnrollTokenCommand,
     },
+    /// One resource's history on one node, newest first: the commits (and pull requests)
+    /// that changed it, the apply runs with its outcome, the drift between. Exit codes: 0
+    /// printed, 1 unknown node or resource, 2 usage, database or IO error.
+    Blame(crate::cli_blame::BlameArgs),
 }
 
 /// Parses the process arguments and runs the command.
@@ -116,6 +120,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Certs { command } => crate::cli_link::certs(&command),
         Command::EnrollToken { command } => crate::cli_link::enroll_token(&command),
+        Command::Blame(args) => crate::cli_blame::blame(&args),
     }
 }
 

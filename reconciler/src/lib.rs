@@ -1,7 +1,9 @@
 //! The centossrv control plane as a library; the `centossrv` binary is a thin wrapper over
 //! [`cli::run`].
 
+pub mod blame;
 pub mod cli;
+pub mod cli_blame;
 pub mod cli_link;
 pub mod diagnostics_output;
 pub mod engine;

@@ -141,7 +141,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let live: Arc<dyn LiveView> = Arc::new(live);
     let web_state = web::WebState::new(store.clone(), Arc::clone(&live))
-        .with_pr_plans(Arc::new(web::StoredPrPlans::new(store.clone())));
+        .with_pr_plans(Arc::new(web::StoredPrPlans::new(store.clone())))
+        .with_repository(tracker.repo_path().to_owned());
     let mut app = link::router(link_state)
         .merge(http::api::router(ApiState {
             store: store.clone(),

@@ -3,12 +3,14 @@
 //! when the server's event stream (`/events`) says something changed.
 //!
 //! Pages: `/` overview, `/nodes` list with filters, `/nodes/{name}` detail,
-//! `/commits/{sha}`, `/prs`, `/audit`. Each reads the store in a fixed number of statements,
+//! `/nodes/{name}/blame?resource=ID` one resource's history, `/commits/{sha}`, `/prs`,
+//! `/audit`. Each reads the store in a fixed number of statements,
 //! whatever the fleet's size. No authentication yet: when RBAC arrives, it is one
 //! `route_layer` on the router [`router`] returns (see `docs/status-page.md`).
 
 mod assets;
 mod audit;
+mod blame;
 mod commit;
 mod counts;
 mod error;
@@ -29,6 +31,7 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
+use std::path::PathBuf;
 use std::sync::Arc;
 use store::Store;
 
@@ -41,6 +44,9 @@ pub struct WebState {
     pub prs: Arc<dyn PrPlans>,
     /// The change watcher behind `/events`.
     pub activity: Arc<Activity>,
+    /// The Git repository commits are read from (the tracked one or its mirror), for the
+    /// authors and pull requests the blame view shows; without it, commits show no author.
+    pub repo: Option<PathBuf>,
     /// The overview's counts per state, reused while the store's activity mark stands.
     counts: Arc<counts::StateCounts>,
 }
@@ -67,8 +73,16 @@ impl WebState {
             live,
             prs: Arc::new(NoPrReports),
             activity,
+            repo: None,
             counts: Arc::default(),
         }
+    }
+
+    /// The same pages, reading commits' authors and messages from the Git repository at
+    /// `repo`.
+    pub fn with_repository(mut self, repo: PathBuf) -> WebState {
+        self.repo = Some(repo);
+        self
     }
 
     /// The same pages, reading open pull requests' plans from `prs`.
@@ -84,6 +98,7 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(overview::page))
         .route("/nodes", get(nodes::page))
         .route("/nodes/{name}", get(node::page))
+        .route("/nodes/{name}/blame", get(blame::page))
         .route("/commits/{sha}", get(commit::page))
         .route("/prs", get(prs::page))
         .route("/audit", get(audit::page))
