@@ -433,7 +433,7 @@ fn an_unreachable_or_missing_database_is_a_usage_error() {
     let out = centossrv(&[
         "web-1",
         "file:/etc/motd",
-        "--database-url",
+        "--database",
         "postgres://blame@127.0.0.1:1/none",
     ]);
     assert_eq!(out.status.code(), Some(2));
