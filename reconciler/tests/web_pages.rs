@@ -338,6 +338,122 @@ async fn a_blame_page_shows_one_resource_history_newest_first() {
     assert!(!token.body.contains(SECRET) && !token.body.contains("hunter2"));
 }
 
+/// Runs git in `dir` as "Bob Merger"; returns its output.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Bob Merger")
+        .env("GIT_AUTHOR_EMAIL", "bob@example.org")
+        .env("GIT_COMMITTER_NAME", "GitLab")
+        .env("GIT_COMMITTER_EMAIL", "gitlab@example.org")
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn with_the_repository_a_blame_page_names_authors_and_merge_requests() {
+    use state::{DESIRED_FORMAT, DesiredResource, DesiredState, Ensure, FileSpec, Origin, Spec};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("fleet");
+    std::fs::create_dir(&repo).expect("mkdir");
+    git(&repo, &["init", "-q"]);
+    let mut shas = Vec::new();
+    for (i, message) in [
+        "Initial <b>fleet</b>",
+        "Merge branch 'motd' into 'main'\n\nNew motd\n\nSee merge request ops/fleet!7",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(repo.join("motd"), format!("{i}\n")).expect("write");
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", message]);
+        shas.push(git(&repo, &["rev-parse", "HEAD"]));
+    }
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let store = sqlite(&data).await;
+    store
+        .upsert_node(&store::NodeUpsert {
+            name: "web-1".into(),
+            labels: Default::default(),
+            in_inventory: true,
+        })
+        .await
+        .expect("node");
+    for (i, sha) in shas.iter().enumerate() {
+        let content = format!("motd {i}\n");
+        store
+            .record_commit(&store::CommitRecord {
+                sha: sha.clone(),
+                ok: true,
+                diagnostics: serde_json::json!({"format": 1, "diagnostics": []}),
+                compiled_at: chrono::Utc::now() + chrono::Duration::seconds(i as i64),
+            })
+            .await
+            .expect("commit");
+        let motd = DesiredResource {
+            id: state::ResourceId::new(state::ResourceKind::File, "/etc/motd"),
+            spec: Spec::File(FileSpec {
+                path: "/etc/motd".into(),
+                ensure: Ensure::Present,
+                sha256: Some(state::digest::sha256(content.as_bytes())),
+                content: Some(Arc::from(content)),
+                mode: None,
+                owner: None,
+                group: None,
+                sensitive: false,
+            }),
+            requires: Vec::new(),
+            notify: Vec::new(),
+            origin: Origin {
+                role: "base".into(),
+                file: "roles/base.yaml".into(),
+                line: 1,
+            },
+        };
+        let desired = DesiredState {
+            format: DESIRED_FORMAT,
+            node: "web-1".into(),
+            commit: None,
+            labels: Default::default(),
+            resources: vec![Arc::new(motd)],
+        };
+        store.set_desired(sha, &[desired]).await.expect("desired");
+    }
+    let web = WebState::new(store, Arc::new(FixedLive::default())).with_repository(repo);
+    let addr = serve(web).await;
+    let page = get(addr, "/nodes/web-1/blame?resource=file%3A%2Fetc%2Fmotd").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    assert!(!body.contains("id=\"git-note\""), "{body}");
+    assert!(body.contains("Merge request ops/fleet!7."), "{body}");
+    assert!(
+        body.contains("Author Bob Merger &lt;bob@example.org&gt;"),
+        "{body}"
+    );
+    assert!(
+        body.contains("committed by GitLab &lt;gitlab@example.org&gt;"),
+        "{body}"
+    );
+    assert!(body.contains("Initial &lt;b&gt;fleet&lt;/b&gt;"), "{body}");
+    assert_eq!(body.matches("class=\"blame-commit\"").count(), 2);
+    assert!(!body.contains("<b>"), "commit messages are text");
+    assert!(body.contains(">added</span>") && body.contains(">changed</span>"));
+}
+
 #[tokio::test]
 async fn blame_errors_are_pages_with_close_names_and_hostile_input_is_escaped() {
     let (addr, _dir) = fleet().await;
