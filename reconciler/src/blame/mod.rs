@@ -4,6 +4,7 @@
 //! threads), then [`timeline::merge`] builds the timeline. See `docs/blame.md`.
 
 pub mod pr;
+pub mod properties;
 pub mod timeline;
 
 pub use timeline::{BLAME_FORMAT, Entry, Timeline};

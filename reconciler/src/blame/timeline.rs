@@ -7,6 +7,7 @@
 //! silent gaps ("older entries not shown").
 
 use super::pr::{PrRef, pr_ref};
+use super::properties::{Property, changed_properties};
 use crate::source::commit_info::{CommitInfo, Person};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -16,9 +17,6 @@ use store::{DriftEvent, Newest, ResourceRun, ResourceVersion};
 
 /// Version of the JSON form of [`Timeline`].
 pub const BLAME_FORMAT: u32 = 1;
-
-/// Longest value shown for a changed property; longer ones are cut with `…`.
-const MAX_VALUE: usize = 80;
 
 /// Everything the timeline is merged from, each source newest first.
 #[derive(Debug, Clone)]
@@ -110,15 +108,6 @@ impl ChangeKind {
             ChangeKind::Removed => "removed",
         }
     }
-}
-
-/// One property of the desired form, before and after (display strings; file content only
-/// by its digest).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Property {
-    pub name: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -305,88 +294,6 @@ fn signature(p: &Person) -> Signature {
         name: p.name.clone(),
         email: p.email.clone(),
         time: p.time,
-    }
-}
-
-/// The properties of the desired form that differ: the spec's fields, then `requires` and
-/// `notify`. File content is compared and named but never shown (its digest is).
-pub fn changed_properties(old: &DesiredResource, new: &DesiredResource) -> Vec<Property> {
-    let fields = |r: &DesiredResource| -> Vec<(String, serde_json::Value)> {
-        let mut out: Vec<(String, serde_json::Value)> = match serde_json::to_value(&r.spec) {
-            Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
-            Ok(other) => vec![("spec".to_owned(), other)],
-            Err(_) => Vec::new(),
-        };
-        let ids = |list: &[ResourceId]| {
-            serde_json::Value::Array(
-                list.iter()
-                    .map(|id| serde_json::Value::String(id.to_string()))
-                    .collect(),
-            )
-        };
-        out.push(("requires".to_owned(), ids(&r.requires)));
-        out.push(("notify".to_owned(), ids(&r.notify)));
-        out
-    };
-    let before = fields(old);
-    let after = fields(new);
-    let mut names: Vec<&str> = before.iter().map(|(k, _)| k.as_str()).collect();
-    for (k, _) in &after {
-        if !names.contains(&k.as_str()) {
-            names.push(k);
-        }
-    }
-    let find = |list: &[(String, serde_json::Value)], name: &str| {
-        list.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !is_empty(v))
-    };
-    names
-        .into_iter()
-        .filter_map(|name| {
-            let (b, a) = (find(&before[..], name), find(&after[..], name));
-            if b == a {
-                return None;
-            }
-            let hidden = name == "content";
-            Some(Property {
-                name: name.to_owned(),
-                before: b.filter(|_| !hidden).map(|v| display(&v)),
-                after: a.filter(|_| !hidden).map(|v| display(&v)),
-            })
-        })
-        .collect()
-}
-
-fn is_empty(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Null => true,
-        serde_json::Value::Array(a) => a.is_empty(),
-        serde_json::Value::Object(o) => o.is_empty(),
-        _ => false,
-    }
-}
-
-/// A value as one short line: strings as they are, lists joined by commas, anything else
-/// as compact JSON, cut at [`MAX_VALUE`] characters.
-fn display(v: &serde_json::Value) -> String {
-    let text = match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(items) if items.iter().all(|i| i.is_string()) => items
-            .iter()
-            .filter_map(|i| i.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        other => other.to_string(),
-    };
-    let line = text.replace(['\n', '\r'], " ");
-    if line.chars().count() > MAX_VALUE {
-        let mut cut: String = line.chars().take(MAX_VALUE).collect();
-        cut.push('…');
-        cut
-    } else {
-        line
     }
 }
 
@@ -736,44 +643,5 @@ mod tests {
             timeline.current.as_ref().map(|r| r.id.clone()),
             Some(motd())
         );
-    }
-
-    #[test]
-    fn properties_show_values_but_never_content() {
-        let old = file("hello\n");
-        let mut new = DesiredResource::clone(&file("mode=0600"));
-        new.requires = vec![ResourceId::new(ResourceKind::Package, "nginx")];
-        new.origin.line = 99;
-        let props = changed_properties(&old, &new);
-        let shown: Vec<(String, Option<String>, Option<String>)> = props
-            .into_iter()
-            .map(|p| (p.name, p.before, p.after))
-            .collect();
-        assert_eq!(
-            shown,
-            vec![
-                ("mode".into(), Some("0644".into()), Some("0600".into())),
-                ("requires".into(), None, Some("package:nginx".into())),
-            ],
-            "same content; a moved declaration is not a change"
-        );
-        let changed = changed_properties(&file("a\n"), &file("b\n"));
-        let content = changed
-            .iter()
-            .find(|p| p.name == "content")
-            .expect("content");
-        assert_eq!(
-            (content.before.as_deref(), content.after.as_deref()),
-            (None, None)
-        );
-        let digest = changed.iter().find(|p| p.name == "sha256").expect("digest");
-        assert!(
-            digest
-                .after
-                .as_deref()
-                .is_some_and(|d| d.starts_with("sha256:"))
-        );
-        let long = display(&serde_json::Value::String("x".repeat(200)));
-        assert_eq!(long.chars().count(), MAX_VALUE + 1);
     }
 }
