@@ -117,6 +117,10 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli_audit::AuditCommand,
     },
+    /// One resource's history on one node, newest first: the commits (and pull requests)
+    /// that changed it, the apply runs with its outcome, the drift between. Exit codes: 0
+    /// printed, 1 unknown node or resource, 2 usage, database or IO error.
+    Blame(crate::cli_blame::BlameArgs),
 }
 
 /// Parses the process arguments and runs the command.
@@ -134,6 +138,7 @@ pub fn run() -> ExitCode {
         Command::User { command } => crate::cli_access::user(&command),
         Command::Token { command } => crate::cli_access::token(&command),
         Command::Audit { command } => crate::cli_audit::run(&command),
+        Command::Blame(args) => crate::cli_blame::blame(&args),
     }
 }
 

@@ -38,6 +38,7 @@ pub struct StoreArgs {
     /// A database URL (`sqlite://PATH?mode=rwc` or `postgres://USER@HOST/DB`).
     #[arg(
         long,
+        visible_alias = "database",
         value_name = "URL",
         env = "CENTOSSRV_DATABASE_URL",
         hide_env_values = true

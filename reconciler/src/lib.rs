@@ -3,9 +3,11 @@
 
 pub mod audit_syslog;
 pub mod auth;
+pub mod blame;
 pub mod cli;
 pub mod cli_access;
 pub mod cli_audit;
+pub mod cli_blame;
 pub mod cli_link;
 pub mod diagnostics_output;
 pub mod engine;

@@ -1,8 +1,9 @@
 //! The status page in Debian's headless Chromium, driven over WebDriver (Debian's
 //! `chromedriver`, the `fantoccini` client): the overview (and its live refresh when the
-//! store changes), the node list filtered through its form, a node page and the audit page
-//! render against a seeded fleet, served as `centossrv serve` serves them (behind the access
-//! gate, with anonymous read on): the audit page needs a sign-in, done through the form; keyboard focus starts at the skip link; the browser logs
+//! store changes), the node list filtered through its form, a node page, a resource's
+//! history reached from it and the audit page render against a seeded fleet, served as
+//! `centossrv serve` serves them (behind the access gate, with anonymous read on): the audit
+//! page needs a sign-in, done through the form; keyboard focus starts at the skip link; the browser logs
 //! no error (script errors, CSP violations, failed loads). Screenshots of each page are
 //! written to `target/screenshots/`.
 //!
@@ -448,6 +449,30 @@ async fn run(client: &Client, base: &str, store: &store::Store) {
     assert!(text_of(client, "#drift").await.contains("0666 → 0644"));
     screenshot(client, "node").await;
     assert_no_console_errors(client, "node").await;
+
+    // The motd's history, reached from the node page's resource list.
+    client
+        .find(Locator::LinkText("file:/etc/motd"))
+        .await
+        .expect("resource link")
+        .click()
+        .await
+        .expect("open the blame view");
+    wait_true(
+        client,
+        "return document.querySelector('h1').textContent.startsWith('History of file:/etc/motd');",
+        10,
+        "the blame view",
+    )
+    .await;
+    let rows = client
+        .find_all(Locator::Css("#blame tbody tr"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 3, "{}", text_of(client, "#blame").await);
+    assert!(text_of(client, "#blame").await.contains("0666 → 0644"));
+    screenshot(client, "blame").await;
+    assert_no_console_errors(client, "blame").await;
 
     // The audit page.
     client

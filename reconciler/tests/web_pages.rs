@@ -1,6 +1,6 @@
 //! The status page's handlers over a real socket and a seeded SQLite store: status codes,
 //! counts, filters, keyset pages, escaping of hostile names, no secret on any page, security
-//! headers, static assets and the live event stream.
+//! headers, static assets, the live event stream and the blame view.
 
 mod web_support;
 
@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use web_support::seed::{self, BROKEN, HEAD, HOSTILE_LABEL, HOSTILE_NAME, SECRET};
+use web_support::seed::{self, BROKEN, HEAD, HOSTILE_LABEL, HOSTILE_NAME, OLD, SECRET};
 use web_support::{FixedLive, fetch, serve, sqlite, state};
 
 const NODES: usize = 50;
@@ -274,6 +274,244 @@ async fn a_node_page_shows_resources_last_run_drift_and_no_secret() {
         assert!(!page.body.contains(SECRET), "{path} shows the secret");
         assert!(!page.body.contains("hunter2"), "{path} shows the secret");
     }
+}
+
+#[tokio::test]
+async fn a_blame_page_shows_one_resource_history_newest_first() {
+    let (addr, dir) = fleet().await;
+    // The node page links each of its resources to the resource's history.
+    let node = get(addr, "/nodes/web-003").await;
+    let href = "/nodes/web-003/blame?resource=file%3A%2Fetc%2Fmotd";
+    assert!(
+        attr_values(&node.body, "href").contains(&href.to_owned()),
+        "{}",
+        node.body
+    );
+    let page = get(addr, href).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.content_type, "text/html; charset=utf-8");
+    let body = &page.body;
+    assert!(body.contains("History of <code>file:/etc/motd</code> on <a href=\"/nodes/web-003\">"));
+    assert!(body.contains("<table id=\"blame\">"));
+    assert!(body.contains("3 entries, newest first"), "{body}");
+    // web-003: desired from OLD on (the same at HEAD), applied at HEAD, then drifted.
+    let drift = body.find("class=\"blame-drift\"").expect("a drift row");
+    let apply = body.find("class=\"blame-apply\"").expect("an apply row");
+    let commit = body.find("class=\"blame-commit\"").expect("a commit row");
+    assert!(drift < apply && apply < commit, "newest first");
+    assert_eq!(
+        body.matches("class=\"blame-commit\"").count(),
+        1,
+        "HEAD changed nothing"
+    );
+    assert!(body.contains(&format!("href=\"/commits/{OLD}\"")));
+    assert!(body.contains(">added</span>"));
+    assert!(body.contains("<code>mode</code>: 0666 → 0644"));
+    assert!(body.contains("plan approved by reconciler"));
+    assert!(body.contains("id=\"git-note\""), "no repository: said so");
+    assert!(!body.contains("id=\"older\""), "nothing cut");
+    // A run whose resource failed shows the reason.
+    let failed = get(addr, href.replace("web-003", "web-001").as_str()).await;
+    assert!(
+        failed.body.contains("read-only file system"),
+        "{}",
+        failed.body
+    );
+    // A bound cuts older entries and says so, with a link to more.
+    let store = sqlite(dir.path()).await;
+    store
+        .record_drift_event("web-003", Some(HEAD), &seed::drift_change())
+        .await
+        .expect("drift");
+    let cut = get(addr, &format!("{href}&limit=1")).await;
+    assert_eq!(cut.status, 200);
+    assert!(cut.body.contains("id=\"older\""), "{}", cut.body);
+    assert!(cut.body.contains("limit=4"));
+    assert_eq!(cut.body.matches("class=\"blame-drift\"").count(), 1);
+    assert!(
+        !cut.body.contains("class=\"blame-apply\""),
+        "older than the cut"
+    );
+    // The sensitive file's history never shows its content.
+    let token = get(addr, "/nodes/web-003/blame?resource=file:/etc/app/token").await;
+    assert_eq!(token.status, 200, "{}", token.body);
+    assert!(!token.body.contains(SECRET) && !token.body.contains("hunter2"));
+}
+
+/// Runs git in `dir` as "Bob Merger"; returns its output.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Bob Merger")
+        .env("GIT_AUTHOR_EMAIL", "bob@example.org")
+        .env("GIT_COMMITTER_NAME", "GitLab")
+        .env("GIT_COMMITTER_EMAIL", "gitlab@example.org")
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn with_the_repository_a_blame_page_names_authors_and_merge_requests() {
+    use state::{DESIRED_FORMAT, DesiredResource, DesiredState, Ensure, FileSpec, Origin, Spec};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let repo = dir.path().join("fleet");
+    std::fs::create_dir(&repo).expect("mkdir");
+    git(&repo, &["init", "-q"]);
+    let mut shas = Vec::new();
+    for (i, message) in [
+        "Initial <b>fleet</b>",
+        "Merge branch 'motd' into 'main'\n\nNew motd\n\nSee merge request ops/fleet!7",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(repo.join("motd"), format!("{i}\n")).expect("write");
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", message]);
+        shas.push(git(&repo, &["rev-parse", "HEAD"]));
+    }
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let store = sqlite(&data).await;
+    store
+        .upsert_node(&store::NodeUpsert {
+            name: "web-1".into(),
+            labels: Default::default(),
+            in_inventory: true,
+        })
+        .await
+        .expect("node");
+    for (i, sha) in shas.iter().enumerate() {
+        let content = format!("motd {i}\n");
+        store
+            .record_commit(&store::CommitRecord {
+                sha: sha.clone(),
+                ok: true,
+                diagnostics: serde_json::json!({"format": 1, "diagnostics": []}),
+                compiled_at: chrono::Utc::now() + chrono::Duration::seconds(i as i64),
+            })
+            .await
+            .expect("commit");
+        let motd = DesiredResource {
+            id: state::ResourceId::new(state::ResourceKind::File, "/etc/motd"),
+            spec: Spec::File(FileSpec {
+                path: "/etc/motd".into(),
+                ensure: Ensure::Present,
+                sha256: Some(state::digest::sha256(content.as_bytes())),
+                content: Some(Arc::from(content)),
+                mode: None,
+                owner: None,
+                group: None,
+                sensitive: false,
+            }),
+            requires: Vec::new(),
+            notify: Vec::new(),
+            origin: Origin {
+                role: "base".into(),
+                file: "roles/base.yaml".into(),
+                line: 1,
+            },
+        };
+        let desired = DesiredState {
+            format: DESIRED_FORMAT,
+            node: "web-1".into(),
+            commit: None,
+            labels: Default::default(),
+            resources: vec![Arc::new(motd)],
+        };
+        store.set_desired(sha, &[desired]).await.expect("desired");
+    }
+    let web = WebState::new(store, Arc::new(FixedLive::default())).with_repository(repo);
+    let addr = serve(web).await;
+    let page = get(addr, "/nodes/web-1/blame?resource=file%3A%2Fetc%2Fmotd").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    assert!(!body.contains("id=\"git-note\""), "{body}");
+    assert!(body.contains("Merge request ops/fleet!7."), "{body}");
+    assert!(
+        body.contains("Author Bob Merger &lt;bob@example.org&gt;"),
+        "{body}"
+    );
+    assert!(
+        body.contains("committed by GitLab &lt;gitlab@example.org&gt;"),
+        "{body}"
+    );
+    assert!(body.contains("Initial &lt;b&gt;fleet&lt;/b&gt;"), "{body}");
+    assert_eq!(body.matches("class=\"blame-commit\"").count(), 2);
+    assert!(!body.contains("<b>"), "commit messages are text");
+    assert!(body.contains(">added</span>") && body.contains(">changed</span>"));
+}
+
+#[tokio::test]
+async fn blame_errors_are_pages_with_close_names_and_hostile_input_is_escaped() {
+    let (addr, _dir) = fleet().await;
+    for (path, status, want) in [
+        ("/nodes/web-003/blame", 400, "say which resource"),
+        (
+            "/nodes/no-such-node/blame?resource=file:/etc/motd",
+            404,
+            "no node named",
+        ),
+        (
+            "/nodes/web-003/blame?resource=file:/etc/mtod",
+            404,
+            "Did you mean",
+        ),
+        (
+            "/nodes/web-003/blame?resource=motd",
+            404,
+            "is not a resource id",
+        ),
+        (
+            "/nodes/web-003/blame?resource=file:/etc/motd&limit=0",
+            400,
+            "limit",
+        ),
+        (
+            "/nodes/web-003/blame?resource=x&color=red",
+            400,
+            "unknown query parameter",
+        ),
+    ] {
+        let page = get(addr, path).await;
+        assert_eq!(page.status, status, "{path}: {}", page.body);
+        assert_eq!(page.content_type, "text/html; charset=utf-8", "{path}");
+        assert!(page.body.contains("role=\"alert\""), "{path}");
+        assert!(page.body.contains(want), "{path}: {}", page.body);
+    }
+    let typo = get(addr, "/nodes/web-003/blame?resource=file:/etc/mtod").await;
+    assert!(
+        attr_values(&typo.body, "href")
+            .contains(&"/nodes/web-003/blame?resource=file%3A%2Fetc%2Fmotd".to_owned()),
+        "{}",
+        typo.body
+    );
+    let node = "/nodes/%3Cscript%3Ealert%28%22name%22%29%3C%2Fscript%3E";
+    let ok = get(addr, &format!("{node}/blame?resource=file%3A%2Fetc%2Fmotd")).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let bad = get(addr, &format!("{node}/blame?resource=%3Cscript%3Ex%3Ay")).await;
+    assert_eq!(bad.status, 404, "{}", bad.body);
+    for page in [&ok, &bad] {
+        assert!(!page.body.contains("<script>alert"), "{}", page.body);
+        assert!(!page.body.contains("<script>x"), "{}", page.body);
+        assert!(page.csp.contains("script-src 'self'"));
+    }
+    assert!(
+        ok.body
+            .contains("&lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;")
+    );
 }
 
 #[tokio::test]

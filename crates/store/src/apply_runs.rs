@@ -6,7 +6,9 @@ use crate::backend::{BATCH_ROWS, BeginWrite as _, on_backend, placeholders, valu
 use crate::commits::check_sha;
 use crate::error::{QueryContext as _, Result, StoreError};
 use crate::nodes::node_ids;
-use crate::records::{ApplyRun, MAX_PAGE, Outcome, Page, ResourceResult, RunStatus};
+use crate::records::{
+    ApplyRun, MAX_PAGE, Newest, Outcome, Page, ResourceResult, ResourceRun, RunStatus, RunSummary,
+};
 use crate::{Store, now};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
@@ -299,6 +301,98 @@ impl Store {
                 None
             };
             Ok(Page { items: runs, next })
+        })
+    }
+
+    /// `node`'s newest `limit` (capped at [`MAX_PAGE`]) apply runs that concern `resource`,
+    /// newest first, each with its result for it, and whether older ones exist. A run
+    /// concerns the resource when it has a result for it, or has no per-resource results at
+    /// all (still running, stale, failed before applying). One statement.
+    pub async fn resource_runs(
+        &self,
+        node: &str,
+        resource: &ResourceId,
+        limit: u32,
+    ) -> Result<Newest<ResourceRun>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let id = resource.to_string();
+        on_backend!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT r.id, r.commit_sha, r.plan_digest, r.started_at, r.finished_at, \
+                 r.status, r.message, a.position, a.action, a.outcome, a.reason, a.duration_ms, \
+                 (SELECT p.approved_by FROM plan_approvals p WHERE p.node_id = r.node_id \
+                  AND p.commit_sha = r.commit_sha AND p.digest = r.plan_digest \
+                  ORDER BY p.id DESC LIMIT 1) AS approved_by \
+                 FROM apply_runs r JOIN nodes n ON n.id = r.node_id \
+                 LEFT JOIN apply_results a ON a.run_id = r.id AND a.resource = $2 \
+                 WHERE n.name = $1 AND (a.run_id IS NOT NULL OR NOT EXISTS \
+                 (SELECT 1 FROM apply_results x WHERE x.run_id = r.id)) \
+                 ORDER BY r.id DESC, a.position LIMIT $3",
+            )
+            .bind(node)
+            .bind(&id)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(pool)
+            .await
+            .ctx("read a resource's apply runs")?;
+            let mut items: Vec<ResourceRun> = Vec::with_capacity(rows.len());
+            for row in rows {
+                let run_id: i64 = row.try_get("id").ctx("read an apply run")?;
+                // A resource listed twice in one run keeps its first result.
+                if items.last().is_some_and(|r| r.run.id == run_id) {
+                    continue;
+                }
+                let status: Option<String> = row.try_get("status").ctx("read an apply run")?;
+                let status = match status {
+                    Some(s) => Some(
+                        RunStatus::parse(&s)
+                            .ok_or_else(|| corrupt(run_id, format!("unknown status `{s}`")))?,
+                    ),
+                    None => None,
+                };
+                let outcome: Option<String> = row.try_get("outcome").ctx("read apply results")?;
+                let result = match outcome {
+                    None => None,
+                    Some(outcome) => {
+                        let action: Option<String> =
+                            row.try_get("action").ctx("read apply results")?;
+                        let duration: i64 =
+                            row.try_get("duration_ms").ctx("read apply results")?;
+                        Some(ResourceResult {
+                            resource: resource.clone(),
+                            action: action
+                                .as_deref()
+                                .map(|a| parse_action(run_id, a))
+                                .transpose()?,
+                            outcome: Outcome::parse(&outcome).ok_or_else(|| {
+                                corrupt(run_id, format!("unknown outcome `{outcome}`"))
+                            })?,
+                            reason: row.try_get("reason").ctx("read apply results")?,
+                            duration_ms: u64::try_from(duration).unwrap_or(0),
+                        })
+                    }
+                };
+                items.push(ResourceRun {
+                    run: RunSummary {
+                        id: run_id,
+                        commit: row.try_get("commit_sha").ctx("read an apply run")?,
+                        plan_digest: row.try_get("plan_digest").ctx("read an apply run")?,
+                        started_at: row
+                            .try_get::<DateTime<Utc>, _>("started_at")
+                            .ctx("read an apply run")?,
+                        finished_at: row
+                            .try_get::<Option<DateTime<Utc>>, _>("finished_at")
+                            .ctx("read an apply run")?,
+                        status,
+                        message: row.try_get("message").ctx("read an apply run")?,
+                    },
+                    result,
+                    approved_by: row.try_get("approved_by").ctx("read an apply run")?,
+                });
+            }
+            let more = items.len() > limit as usize;
+            items.truncate(limit as usize);
+            Ok(Newest { items, more })
         })
     }
 }

@@ -3,14 +3,16 @@
 //! identical states share one blob.
 
 use crate::Store;
-use crate::backend::{BATCH_ROWS, BeginWrite as _, on_backend, values_list};
+use crate::backend::{BATCH_ROWS, BeginWrite as _, on_backend, placeholders, values_list};
 use crate::blobs::{Blob, decode, distinct, put_blobs};
 use crate::error::{QueryContext as _, Result, StoreError};
 use crate::nodes::node_ids;
-use crate::records::DesiredSummary;
+use crate::records::{DesiredSummary, MAX_PAGE, Newest, ResourceVersion};
+use chrono::{DateTime, Utc};
 use sqlx::Row as _;
-use state::DesiredState;
-use std::collections::BTreeMap;
+use state::{DesiredResource, DesiredState, ResourceId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The stored document: sensitive values replaced by their digests, node and commit taken out.
 fn document(desired: &DesiredState) -> DesiredState {
@@ -126,6 +128,78 @@ impl Store {
             .fetch_optional(pool)
             .await
             .ctx("read a desired state digest")
+        })
+    }
+
+    /// `resource` in `node`'s desired state at each of the node's newest `limit` (capped at
+    /// [`MAX_PAGE`]) compiled commits, newest compiled first (ties by sha, descending), and
+    /// whether older commits exist. Two statements plus one per [`BATCH_ROWS`] distinct
+    /// documents: consecutive commits usually share a document, which is read and decoded
+    /// once. An unknown node has no versions.
+    pub async fn resource_history(
+        &self,
+        node: &str,
+        resource: &ResourceId,
+        limit: u32,
+    ) -> Result<Newest<ResourceVersion>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        on_backend!(self, pool => {
+            let mut conn = pool.acquire().await.ctx("read a resource's history")?;
+            let rows = sqlx::query(
+                "SELECT d.commit_sha, c.compiled_at, d.blob_digest FROM desired_states d \
+                 JOIN nodes n ON n.id = d.node_id JOIN commits c ON c.sha = d.commit_sha \
+                 WHERE n.name = $1 ORDER BY c.compiled_at DESC, c.sha DESC LIMIT $2",
+            )
+            .bind(node)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&mut *conn)
+            .await
+            .ctx("read a resource's history")?;
+            let mut listed: Vec<(String, DateTime<Utc>, String)> = Vec::with_capacity(rows.len());
+            for row in rows {
+                listed.push((
+                    row.try_get("commit_sha").ctx("read a resource's history")?,
+                    row.try_get::<DateTime<Utc>, _>("compiled_at")
+                        .ctx("read a resource's history")?,
+                    row.try_get("blob_digest").ctx("read a resource's history")?,
+                ));
+            }
+            let more = listed.len() > limit as usize;
+            listed.truncate(limit as usize);
+            let mut digests: Vec<&str> = listed.iter().map(|(_, _, d)| d.as_str()).collect();
+            digests.sort_unstable();
+            digests.dedup();
+            let mut found: HashMap<String, Option<Arc<DesiredResource>>> = HashMap::new();
+            for chunk in digests.chunks(BATCH_ROWS) {
+                let sql = format!(
+                    "SELECT digest, body FROM blobs WHERE digest IN ({})",
+                    placeholders(chunk.len(), 1)
+                );
+                let mut query = sqlx::query(&sql);
+                for digest in chunk {
+                    query = query.bind(*digest);
+                }
+                for row in query
+                    .fetch_all(&mut *conn)
+                    .await
+                    .ctx("read desired states")?
+                {
+                    let digest: String = row.try_get("digest").ctx("read desired states")?;
+                    let body: String = row.try_get("body").ctx("read desired states")?;
+                    let desired: DesiredState = decode("desired state", &digest, &body)?;
+                    let version = desired.resources.into_iter().find(|r| &r.id == resource);
+                    found.insert(digest, version);
+                }
+            }
+            let mut items = Vec::with_capacity(listed.len());
+            for (commit, compiled_at, digest) in listed {
+                let resource = found.get(&digest).cloned().ok_or_else(|| StoreError::Corrupt {
+                    what: format!("desired state of `{node}` at commit {commit}"),
+                    detail: format!("its document {digest} is missing"),
+                })?;
+                items.push(ResourceVersion { commit, compiled_at, resource });
+            }
+            Ok(Newest { items, more })
         })
     }
 }

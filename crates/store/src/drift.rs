@@ -3,7 +3,7 @@
 use crate::backend::{BeginWrite as _, on_backend};
 use crate::error::{QueryContext as _, Result, StoreError};
 use crate::nodes::node_ids;
-use crate::records::{DriftEvent, MAX_PAGE, Page};
+use crate::records::{DriftEvent, MAX_PAGE, Newest, Page};
 use crate::{Store, now};
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
@@ -137,6 +137,34 @@ impl Store {
             .await
             .ctx("list recent drift events")?;
             Ok(drift_rows!(rows))
+        })
+    }
+
+    /// `node`'s newest `limit` (capped at [`MAX_PAGE`]) drift events of `resource`, newest
+    /// first, and whether older ones exist. One statement.
+    pub async fn resource_drift(
+        &self,
+        node: &str,
+        resource: &ResourceId,
+        limit: u32,
+    ) -> Result<Newest<DriftEvent>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        on_backend!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT e.id, n.name, e.commit_sha, e.resource, e.change, e.detected_at \
+                 FROM drift_events e JOIN nodes n ON n.id = e.node_id \
+                 WHERE n.name = $1 AND e.resource = $2 ORDER BY e.id DESC LIMIT $3",
+            )
+            .bind(node)
+            .bind(resource.to_string())
+            .bind(i64::from(limit) + 1)
+            .fetch_all(pool)
+            .await
+            .ctx("list a resource's drift events")?;
+            let mut items = drift_rows!(rows);
+            let more = items.len() > limit as usize;
+            items.truncate(limit as usize);
+            Ok(Newest { items, more })
         })
     }
 }

@@ -1,9 +1,9 @@
 //! The reconciler's persistence boundary: nodes with their labels, last observed state and
 //! facts; compiled commits; the desired state of each node at each commit (redacted,
 //! content-addressed); approved plan digests; apply runs with per-resource results; drift
-//! events; agent enrollment tokens and node credentials (hashes only); users, role bindings,
-//! API tokens (hashes only) and holds; and an append-only,
-//! hash-chained audit log. One typed API over SQLite (the
+//! events (and one resource's history across them, for `centossrv blame`); agent enrollment
+//! tokens and node credentials (hashes only); users, role bindings, API tokens (hashes only)
+//! and holds; and an append-only, hash-chained audit log. One typed API over SQLite (the
 //! embedded default) and PostgreSQL, through sqlx. The only module tree that knows sqlx.
 
 mod access;

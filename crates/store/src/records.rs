@@ -229,3 +229,32 @@ pub struct NodeStatus {
     /// The approval in force (the node's newest).
     pub approval: Option<Approval>,
 }
+
+/// Newest-first rows up to a limit, and whether older ones exist beyond them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Newest<T> {
+    pub items: Vec<T>,
+    /// Older rows exist that were not returned.
+    pub more: bool,
+}
+
+/// One resource as a node's desired state had it at one compiled commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceVersion {
+    pub commit: String,
+    pub compiled_at: DateTime<Utc>,
+    /// The resource as desired (redacted: sensitive content as its digest only); `None` when
+    /// the node's desired state at that commit did not have it.
+    pub resource: Option<std::sync::Arc<state::DesiredResource>>,
+}
+
+/// An apply run of a node with its result for one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRun {
+    pub run: RunSummary,
+    /// The run's result for the resource; `None` when the run has no per-resource results
+    /// at all (still running, stale, or failed before applying anything).
+    pub result: Option<ResourceResult>,
+    /// Who approved the plan the run applied (the newest matching approval), if recorded.
+    pub approved_by: Option<String>,
+}

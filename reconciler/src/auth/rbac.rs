@@ -226,6 +226,12 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/nodes/{name}", Page(Read), "node detail"),
     rule(
         "GET",
+        "/nodes/{name}/blame",
+        Page(Read),
+        "one resource's history on the node",
+    ),
+    rule(
+        "GET",
         "/commits/{sha}",
         Page(Read),
         "commit with diagnostics",

@@ -156,7 +156,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let live: Arc<dyn LiveView> = Arc::new(live);
     let web_state = web::WebState::new(store.clone(), Arc::clone(&live))
-        .with_pr_plans(Arc::new(web::StoredPrPlans::new(store.clone())));
+        .with_pr_plans(Arc::new(web::StoredPrPlans::new(store.clone())))
+        .with_repository(tracker.repo_path().to_owned());
     let mut hooks: Vec<axum::Router> = forge_hooks.into_iter().collect();
     if config.webhook_secret.is_some() {
         hooks.push(webhook::router(

@@ -1,7 +1,9 @@
 //! Where fleet repository files come from: a directory on disk, or one commit of a Git
 //! repository read from its object database (never a work tree); [`tracker`] follows one
-//! branch of a local or remote repository. The only module that knows gix.
+//! branch of a local or remote repository; [`commit_info`] reads commits' authors and
+//! messages. The only module that knows gix.
 
+pub mod commit_info;
 pub mod tracker;
 
 pub use tracker::{Location, RemoteAuth, SourceConfig, Tracker};

@@ -3,12 +3,14 @@
 //! when the server's event stream (`/events`) says something changed.
 //!
 //! Pages: `/` overview, `/nodes` list with filters, `/nodes/{name}` detail,
-//! `/commits/{sha}`, `/prs`, `/audit`. Each reads the store in a fixed number of statements,
-//! whatever the fleet's size. Who may see which page is decided in front of the router by
-//! `auth::enforce` (the access table); `/login` signs in with a session cookie.
+//! `/nodes/{name}/blame?resource=ID` one resource's history, `/commits/{sha}`, `/prs`,
+//! `/audit`. Each reads the store in a fixed number of statements, whatever the fleet's
+//! size. Who may see which page is decided in front of the router by `auth::enforce` (the
+//! access table); `/login` signs in with a session cookie.
 
 mod assets;
 mod audit;
+mod blame;
 mod commit;
 mod counts;
 mod error;
@@ -30,6 +32,7 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
+use std::path::PathBuf;
 use std::sync::Arc;
 use store::Store;
 
@@ -44,6 +47,9 @@ pub struct WebState {
     pub activity: Arc<Activity>,
     /// Signing in (the login form); `None`: the form answers 503.
     pub auth: Option<crate::auth::Auth>,
+    /// The Git repository commits are read from (the tracked one or its mirror), for the
+    /// authors and pull requests the blame view shows; without it, commits show no author.
+    pub repo: Option<PathBuf>,
     /// The overview's counts per state, reused while the store's activity mark stands.
     counts: Arc<counts::StateCounts>,
 }
@@ -71,6 +77,7 @@ impl WebState {
             prs: Arc::new(NoPrReports),
             auth: None,
             activity,
+            repo: None,
             counts: Arc::default(),
         }
     }
@@ -78,6 +85,13 @@ impl WebState {
     /// The same pages with the sign-in form working through `auth`.
     pub fn with_auth(mut self, auth: crate::auth::Auth) -> WebState {
         self.auth = Some(auth);
+        self
+    }
+
+    /// The same pages, reading commits' authors and messages from the Git repository at
+    /// `repo`.
+    pub fn with_repository(mut self, repo: PathBuf) -> WebState {
+        self.repo = Some(repo);
         self
     }
 
@@ -94,6 +108,7 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(overview::page))
         .route("/nodes", get(nodes::page))
         .route("/nodes/{name}", get(node::page))
+        .route("/nodes/{name}/blame", get(blame::page))
         .route("/commits/{sha}", get(commit::page))
         .route("/prs", get(prs::page))
         .route("/audit", get(audit::page))

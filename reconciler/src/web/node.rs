@@ -1,10 +1,12 @@
 //! `GET /nodes/{name}`: one node: state, labels, facts, its desired resources with what the
-//! agent last observed (through the one `state::plan`), the last apply run with per-resource
-//! results, the approval in force, and its newest drift events. Five statements (plus the
-//! run's results), whatever the fleet's size. File content is never shown: properties are
-//! the plan's display values, where content appears as a digest.
+//! agent last observed (through the one `state::plan`), each linking to its history (the
+//! blame view), the last apply run with per-resource results, the approval in force, and
+//! its newest drift events. Five statements (plus the run's results), whatever the fleet's
+//! size. File content is never shown: properties are the plan's display values, where
+//! content appears as a digest.
 
 use super::WebState;
+use super::blame::blame_href;
 use super::error::PageError;
 use super::format::{commit_link, state_badge, time, time_or_never, word_badge};
 use super::layout::{Nav, page as shell};
@@ -92,7 +94,7 @@ pub async fn page(
         }
 
         h2 id="resources-h" { "Resources" }
-        (resources(desired.as_ref(), desired_commit.as_deref(), observed.as_ref().map(|o| &o.state)))
+        (resources(&node.name, desired.as_ref(), desired_commit.as_deref(), observed.as_ref().map(|o| &o.state)))
 
         h2 id="run-h" { "Last apply run" }
         (run(last_run.as_ref()))
@@ -124,8 +126,10 @@ fn fact_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// The desired resources in apply order with what the last observation says of each.
+/// The desired resources in apply order with what the last observation says of each; each
+/// id links to its history (the blame view).
 fn resources(
+    node: &str,
     desired: Option<&DesiredState>,
     commit: Option<&str>,
     observed: Option<&ObservedState>,
@@ -163,7 +167,11 @@ fn resources(
                 tbody {
                     @for r in &desired.resources {
                         tr {
-                            th scope="row" { code { (r.id.to_string()) } }
+                            th scope="row" {
+                                a href=(blame_href(node, &r.id.to_string())) title="History of this resource" {
+                                    code { (r.id.to_string()) }
+                                }
+                            }
                             td { (r.origin.role) ": " code { (r.origin.file) ":" (r.origin.line) } }
                             @match (observed, changes.get(&r.id)) {
                                 (None, _) => {

@@ -119,7 +119,8 @@ fn desired(node: &str) -> DesiredState {
     }
 }
 
-fn drift_change() -> Change {
+/// The drift every drifted node reports: its motd's mode is 0666.
+pub fn drift_change() -> Change {
     Change {
         id: ResourceId::new(ResourceKind::File, "/etc/motd"),
         action: Action::Update,

@@ -4,6 +4,7 @@
 mod access;
 mod enrollment;
 mod pr_reports;
+mod resource_history;
 mod status;
 mod support;
 mod web_reads;
