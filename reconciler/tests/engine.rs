@@ -421,3 +421,163 @@ async fn a_node_outside_the_inventory_gets_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(rx.try_recv().is_err(), "a discovered node was sent a frame");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_releases_a_held_apply_and_it_is_replanned_and_applied() {
+    let f = stale_apply("hold").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        std::fs::read_to_string(f.roots[0].join("etc/motd")).expect("motd"),
+        "edited by hand\n"
+    );
+    f.events
+        .send(Event::Release {
+            node: NODES[0].into(),
+            actor: "user:olga".into(),
+        })
+        .await
+        .expect("send");
+    wait_for("released, re-planned and applied", async || {
+        std::fs::read_to_string(f.roots[0].join("etc/motd"))
+            .ok()
+            .as_deref()
+            == Some("v1 web-01\n")
+    })
+    .await;
+    wait_for("the release audited", async || {
+        f.store
+            .audit_list(None, 1000)
+            .await
+            .expect("audit")
+            .items
+            .iter()
+            .any(|e| {
+                e.record.action == "apply.release"
+                    && e.record.actor == "user:olga"
+                    && e.record.outcome == "ok"
+            })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_glass_hold_keeps_applies_off_a_node_until_lifted() {
+    let f = start("hold").await;
+    f.store
+        .set_hold(NODES[1], "disk replacement", "user:olga")
+        .await
+        .expect("hold");
+    f.events
+        .send(Event::HoldChanged {
+            node: NODES[1].into(),
+        })
+        .await
+        .expect("send");
+    git(&f.work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    f.events.send(Event::SourceChanged).await.expect("send");
+    wait_for("the others applied", async || {
+        [0, 2].iter().all(|&i| f.roots[i].join("etc/motd").exists())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !f.roots[1].join("etc/motd").exists(),
+        "a held node was applied to"
+    );
+    assert!(
+        runs(&f.store, NODES[1]).await.is_empty(),
+        "a run on a held node"
+    );
+    assert!(f.store.clear_hold(NODES[1]).await.expect("lift"));
+    f.events
+        .send(Event::HoldChanged {
+            node: NODES[1].into(),
+        })
+        .await
+        .expect("send");
+    wait_for("applied once the hold is lifted", async || {
+        std::fs::read_to_string(f.roots[1].join("etc/motd"))
+            .ok()
+            .as_deref()
+            == Some("v1 web-02\n")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_bindings_follow_access_yaml_and_a_broken_file_fails_its_commit() {
+    let f = start("hold").await;
+    f.store
+        .bind_role("user:root", "cli", "admin")
+        .await
+        .expect("cli binding");
+    write(
+        &f.work,
+        "access.yaml",
+        "bindings:\n  - user: alice\n    role: operator\n  - group: fleet-ops\n    role: admin\n",
+    );
+    git(&f.work, &["add", "-A"]);
+    git(&f.work, &["commit", "-qm", "access"]);
+    git(&f.work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    f.events.send(Event::SourceChanged).await.expect("send");
+    let bindings = async || -> Vec<(String, String, String)> {
+        f.store
+            .role_bindings()
+            .await
+            .expect("bindings")
+            .into_iter()
+            .map(|b| (b.subject, b.origin, b.role))
+            .collect()
+    };
+    let want = vec![
+        (
+            "group:fleet-ops".to_owned(),
+            "git".to_owned(),
+            "admin".to_owned(),
+        ),
+        (
+            "user:alice".to_owned(),
+            "git".to_owned(),
+            "operator".to_owned(),
+        ),
+        ("user:root".to_owned(), "cli".to_owned(), "admin".to_owned()),
+    ];
+    wait_for("the bindings of access.yaml", async || {
+        bindings().await == want
+    })
+    .await;
+    // A broken file fails the commit like any manifest problem (file:line:column), and
+    // nothing changes.
+    write(
+        &f.work,
+        "access.yaml",
+        "bindings:\n  - user: alice\n    role: superuser\n",
+    );
+    git(&f.work, &["commit", "-qam", "broken access"]);
+    git(&f.work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    f.events.send(Event::SourceChanged).await.expect("send");
+    let head = common::rev_parse(&f.work, "HEAD");
+    wait_for("the broken commit recorded", async || {
+        f.store
+            .commit(&head)
+            .await
+            .expect("commit")
+            .is_some_and(|c| {
+                !c.ok && {
+                    let d = c.diagnostics.to_string();
+                    d.contains("E0601") && d.contains("unknown role `superuser`")
+                }
+            })
+    })
+    .await;
+    assert_eq!(bindings().await, want);
+    // Removing the file removes the Git bindings, never the CLI's.
+    git(&f.work, &["rm", "-q", "access.yaml"]);
+    git(&f.work, &["commit", "-qm", "no access file"]);
+    git(&f.work, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    f.events.send(Event::SourceChanged).await.expect("send");
+    wait_for("only the CLI binding left", async || {
+        bindings().await == vec![("user:root".to_owned(), "cli".to_owned(), "admin".to_owned())]
+    })
+    .await;
+}

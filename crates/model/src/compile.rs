@@ -58,6 +58,8 @@ pub struct Model {
     pub fleet: FleetSettings,
     pub nodes: BTreeMap<String, NodeInfo>,
     pub roles: Vec<RoleInfo>,
+    /// The reconciler's role bindings declared in `access.yaml` (none without the file).
+    pub access: Vec<crate::access::Binding>,
     desired: BTreeMap<String, Arc<DesiredState>>,
 }
 
@@ -264,6 +266,22 @@ fn compile_inner(snapshot: &Snapshot, use_layouts: bool, mode: Mode<'_>) -> (Com
         });
     }
     per_node.flush(&mut diags);
+    let access = match snapshot.get(crate::access::FILE) {
+        None => Vec::new(),
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => crate::access::parse(text, &mut diags),
+            Err(_) => {
+                diags.push(Diagnostic::new(
+                    Code::NotUtf8,
+                    crate::access::FILE,
+                    0,
+                    0,
+                    "not valid UTF-8",
+                ));
+                Vec::new()
+            }
+        },
+    };
     normalize(&mut diags);
     if let Mode::Record = mode {
         memo.fleet_vars = fleet_vars_doc.cloned();
@@ -286,6 +304,7 @@ fn compile_inner(snapshot: &Snapshot, use_layouts: bool, mode: Mode<'_>) -> (Com
             fleet,
             nodes: node_infos,
             roles: role_infos,
+            access,
             desired,
         },
         diagnostics: diags,

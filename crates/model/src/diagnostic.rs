@@ -64,6 +64,7 @@ codes! {
     TemplateSyntax = "E0402", "template-syntax", "A template does not parse.";
     TemplateRender = "E0403", "template-render", "A template fails to render for a node (undefined variable, failed filter).";
     SourceMissing = "E0404", "source-missing", "A `source` refers to a file that is not in the repository.";
+    AccessBinding = "E0601", "access-binding", "A problem in `access.yaml` (the reconciler's role bindings).";
 }
 
 impl fmt::Display for Code {

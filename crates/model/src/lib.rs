@@ -1,6 +1,7 @@
 //! The fleet compiler: repository files in, a validated model and one desired state per node
 //! out, every problem reported at once as a diagnostic. Pure: no IO, no async, no logging.
 
+pub mod access;
 pub mod compile;
 pub mod diagnostic;
 mod layout;

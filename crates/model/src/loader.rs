@@ -79,6 +79,7 @@ pub fn is_manifest_path(path: &str) -> bool {
 fn is_stray_yaml(path: &str) -> bool {
     let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
     yaml && !is_manifest_path(path)
+        && path != crate::access::FILE
         && !path.starts_with("files/")
         && !path.split('/').any(|c| c.starts_with('.'))
         && !path.contains('/')

@@ -4,7 +4,6 @@
 //! rate limiter, role bindings from the fleet repository, and the middleware that enforces
 //! it all in front of every route.
 
-pub mod bindings;
 pub mod ldap;
 pub mod limiter;
 pub mod login;

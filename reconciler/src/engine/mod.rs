@@ -238,48 +238,24 @@ impl Engine {
     }
 
     /// Replaces the role bindings declared in Git with those of `commit`'s `access.yaml`
-    /// (none if the file is absent). A file with problems changes nothing: the bindings of
-    /// the last good file stay, and the problems are logged and audited.
-    async fn apply_access_bindings(&mut self, commit: &str, snapshot: &model::snapshot::Snapshot) {
-        use crate::auth::bindings;
-        let parsed = match snapshot.get(bindings::FILE) {
-            None => Ok(Vec::new()),
-            Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(text) => bindings::parse(text),
-                Err(_) => Err(vec![format!("{}: not UTF-8", bindings::FILE)]),
-            },
-        };
-        match parsed {
-            Ok(list) => {
-                let list: Vec<(String, String)> = list
-                    .into_iter()
-                    .map(|(subject, role)| (subject, role.as_str().to_owned()))
-                    .collect();
-                if let Err(e) = self.store.replace_role_bindings("git", &list).await {
-                    tracing::error!(error = %e, "cannot store the role bindings of access.yaml");
-                    return;
-                }
-                self.audit(
-                    "access.bindings",
-                    "fleet",
-                    Some(commit),
-                    "ok",
-                    serde_json::json!({ "bindings": list.len() }),
-                );
-            }
-            Err(problems) => {
-                for p in &problems {
-                    tracing::warn!(%commit, problem = %p, "access.yaml not taken into force");
-                }
-                self.audit(
-                    "access.bindings",
-                    "fleet",
-                    Some(commit),
-                    "failed",
-                    serde_json::json!({ "problems": problems }),
-                );
-            }
+    /// (none without the file). Only a commit that compiled gets here, so a file with
+    /// problems never changes the bindings: its diagnostics failed the commit.
+    async fn apply_access_bindings(&mut self, commit: &str, bindings: &[model::access::Binding]) {
+        let list: Vec<(String, String)> = bindings
+            .iter()
+            .map(|b| (b.subject.clone(), b.role.clone()))
+            .collect();
+        if let Err(e) = self.store.replace_role_bindings("git", &list).await {
+            tracing::error!(error = %e, "cannot store the role bindings of access.yaml");
+            return;
         }
+        self.audit(
+            "access.bindings",
+            "fleet",
+            Some(commit),
+            "ok",
+            serde_json::json!({ "bindings": list.len() }),
+        );
     }
 
     /// Reads the operators' holds from the store (the store is their source of truth; a
@@ -344,7 +320,7 @@ impl Engine {
         })
         .await?
         .map_err(|e| anyhow::anyhow!(e))?;
-        let (compiled, snapshot) = compiled;
+        let (compiled, _snapshot) = compiled;
         let ok = !compiled.has_errors();
         let diagnostics: serde_json::Value =
             serde_json::from_str(&crate::diagnostics_output::json(&compiled))?;
@@ -370,8 +346,8 @@ impl Engine {
             tracing::warn!(%commit, errors, "commit does not compile: never dispatched; the last good commit stays in force");
             return Ok(());
         }
-        self.apply_access_bindings(commit, &snapshot).await;
         let model = compiled.model;
+        self.apply_access_bindings(commit, &model.access).await;
         let mut inventory: Vec<NodeUpsert> = model
             .nodes
             .values()

@@ -28,3 +28,15 @@ pub const NODE: &str =
     "apiVersion: centossrv.io/v1\nkind: Node\nmetadata:\n  name: web-01\n  labels: {role: web}\n";
 #[allow(dead_code)]
 pub const ROLE: &str = "apiVersion: centossrv.io/v1\nkind: Role\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {role: web}}\n  resources:\n    - file: /etc/motd\n      template: files/motd.j2\n    - file: /etc/secret\n      content: hunter2\n      sensitive: true\n";
+
+/// The commit id `rev` names in `dir`.
+#[allow(dead_code)] // not every test binary reads commit ids
+pub fn rev_parse(dir: &Path, rev: &str) -> String {
+    let out = Command::new("git")
+        .args(["rev-parse", rev])
+        .current_dir(dir)
+        .output()
+        .expect("run git rev-parse");
+    assert!(out.status.success(), "git rev-parse {rev} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
