@@ -256,10 +256,24 @@ async fn a_node_page_shows_resources_last_run_drift_and_no_secret() {
     assert!(body.contains("Per-resource results"));
     assert!(body.contains("id=\"drift\""));
     assert!(body.contains("CentOS Stream"));
-    assert!(body.contains("are not reported to the reconciler yet"));
+    // The generations the agent reported, newest first; never as a raw fact.
+    let generations = body.find("id=\"generations\"").expect("generations table");
+    let g2 = body[generations..]
+        .find("<td class=\"num\">2</td>")
+        .expect("generation 2");
+    let g1 = body[generations..]
+        .find("<td class=\"num\">1</td>")
+        .expect("generation 1");
+    assert!(g2 < g1, "newest first");
+    assert!(body.contains("centossrv-agent rollback [N]"));
+    assert!(!body.contains("<dt>centossrv_generations</dt>"));
     // A failed node shows the failing resource with its reason.
     let failed = get(addr, "/nodes/web-001").await;
     assert!(failed.body.contains("read-only file system"));
+    assert!(
+        failed.body.contains("interrupted"),
+        "an unfinished generation is shown"
+    );
     assert!(
         failed
             .body

@@ -220,9 +220,13 @@ pub fn run(
                 (Some(_), None) => true,
                 (None, _) => false,
             };
+            let mut facts = facts::collect(agent.host.canonical_root());
+            if let Some(generations) = generations_fact(&agent.store) {
+                facts.insert(GENERATIONS_FACT.to_owned(), generations);
+            }
             let message = AgentMessage::Heartbeat {
                 v: PROTOCOL_VERSION,
-                facts: facts::collect(agent.host.canonical_root()),
+                facts,
                 observed: if changed { observed.clone() } else { None },
             };
             if let Err(e) = send(&mut ws, &message) {
@@ -378,4 +382,19 @@ fn handle_apply(
     };
     agent.restart_watch();
     answer
+}
+
+/// The fact under which a heartbeat reports the agent's newest generations (the status
+/// page's node view shows them).
+pub const GENERATIONS_FACT: &str = "centossrv_generations";
+/// Generations reported per heartbeat, newest first.
+const GENERATIONS_REPORTED: usize = 10;
+
+/// The newest generations as JSON (what `centossrv-agent generations --format json` lists:
+/// number, time, kind, commit, counts, how it finished); `None` if they cannot be read.
+fn generations_fact(store: &crate::generations::Store) -> Option<serde_json::Value> {
+    let mut list = store.list().ok()?;
+    list.sort_by(|a, b| b.number.cmp(&a.number));
+    list.truncate(GENERATIONS_REPORTED);
+    serde_json::to_value(list).ok()
 }

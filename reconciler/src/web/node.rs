@@ -84,7 +84,7 @@ pub async fn page(
         @match node.facts.as_ref().filter(|f| !f.is_empty()) {
             Some(facts) => {
                 dl class="facts" aria-labelledby="facts-h" {
-                    @for (k, v) in facts {
+                    @for (k, v) in facts.iter().filter(|(k, _)| k.as_str() != GENERATIONS_FACT) {
                         dt { (k) }
                         dd { (fact_text(v)) }
                     }
@@ -103,13 +103,77 @@ pub async fn page(
         (drift_table(&drift))
 
         h2 id="generations-h" { "Generations" }
-        p class="muted" {
-            "Generations (what each apply replaced, for rollback) are kept by the agent on the "
-            "node and are not reported to the reconciler yet, so this page cannot show them. "
-            "On the node: " code { "centossrv-agent rollback --help" } "."
-        }
+        (generations(node.facts.as_ref().and_then(|f| f.get(GENERATIONS_FACT))))
     };
     Ok(shell(&format!("Node {}", node.name), Nav::Nodes, body))
+}
+
+/// The fact under which the agent's heartbeat reports its newest generations (see
+/// `agent::link::session::GENERATIONS_FACT`).
+const GENERATIONS_FACT: &str = "centossrv_generations";
+
+/// The generations the agent reported: what each apply replaced, kept on the node for
+/// `centossrv-agent rollback`.
+fn generations(reported: Option<&serde_json::Value>) -> Markup {
+    let Some(list) = reported.and_then(serde_json::Value::as_array) else {
+        return html! {
+            p class="muted" {
+                "The agent has not reported its generations (agents report them with each "
+                "heartbeat). On the node: " code { "centossrv-agent generations" } "."
+            }
+        };
+    };
+    if list.is_empty() {
+        return html! { p class="muted" { "No generations: nothing has been applied on this node yet." } };
+    }
+    let text = |g: &serde_json::Value, key: &str| -> String {
+        match &g[key] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        }
+    };
+    html! {
+        div class="table-wrap" role="region" aria-labelledby="generations-h" tabindex="0" {
+            table id="generations" {
+                caption { "Newest first, as the agent last reported them; roll back on the node with "
+                    code { "centossrv-agent rollback [N]" } }
+                thead { tr {
+                    th scope="col" class="num" { "#" }
+                    th scope="col" { "Created" }
+                    th scope="col" { "Kind" }
+                    th scope="col" { "Commit" }
+                    th scope="col" class="num" { "Files" }
+                    th scope="col" class="num" { "Packages" }
+                    th scope="col" class="num" { "Services" }
+                    th scope="col" { "Finished" }
+                } }
+                tbody {
+                    @for g in list {
+                        tr {
+                            td class="num" { (text(g, "number")) }
+                            td { (text(g, "created_at")) }
+                            td { (text(g, "kind")) }
+                            td { code { (text(g, "commit").chars().take(12).collect::<String>()) } }
+                            td class="num" { (text(g, "paths")) }
+                            td class="num" { (text(g, "packages")) }
+                            td class="num" { (text(g, "services")) }
+                            td {
+                                @match g["finished"].as_object() {
+                                    Some(f) => {
+                                        (f.get("finished_at").and_then(|v| v.as_str()).unwrap_or(""))
+                                        " (" (f.get("changed").map(|v| v.to_string()).unwrap_or_default()) " changed, "
+                                        (f.get("failed").map(|v| v.to_string()).unwrap_or_default()) " failed)"
+                                    }
+                                    None => { span class="badge b-bad" { "interrupted" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A fact's value: text as is, an object as `key: value` pairs, anything else as compact

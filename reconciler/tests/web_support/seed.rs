@@ -247,6 +247,21 @@ pub async fn seed(store: &Store, n: usize, audit: usize) {
             .facts
             .insert("kernel".into(), json!("5.14.0-503.el9.x86_64"));
         observed.facts.insert("cpus".into(), json!(4));
+        // What the agent's heartbeat reports of its generations, newest first.
+        observed.facts.insert(
+            "centossrv_generations".into(),
+            json!([
+                {"number": 2, "created_at": "2026-11-24T10:05:00Z", "kind": "apply",
+                 "commit": HEAD, "paths": 3, "sysctls": 0, "packages": 1, "accounts": 0,
+                 "services": 0,
+                 "finished": if intended == "failed" { serde_json::Value::Null } else {
+                     json!({"finished_at": "2026-11-24T10:05:01Z", "changed": 2, "failed": 0}) }},
+                {"number": 1, "created_at": "2026-11-23T09:00:00Z", "kind": "apply",
+                 "commit": OLD, "paths": 3, "sysctls": 0, "packages": 1, "accounts": 0,
+                 "services": 0,
+                 "finished": {"finished_at": "2026-11-23T09:00:02Z", "changed": 3, "failed": 0}}
+            ]),
+        );
         if intended == "drifted"
             && let Some(Spec::File(f)) = observed
                 .resources

@@ -384,6 +384,19 @@ fn flow(db: Db) {
         runs.iter()
             .any(|r| r.commit == v2 && r.status == Some(store::RunStatus::Applied))
     });
+    // Each agent's heartbeat reports its generations (the status page's node view): the
+    // newest is the v2 apply.
+    wait_for("generations reported", CONVERGE, || {
+        NODES.iter().all(|n| {
+            rt.block_on(db.node(n))
+                .ok()
+                .flatten()
+                .and_then(|node| node.facts)
+                .and_then(|facts| facts.get("centossrv_generations").cloned())
+                .and_then(|g| g.as_array().and_then(|list| list.first().cloned()))
+                .is_some_and(|newest| newest["commit"] == v2.as_str())
+        })
+    });
     let verdict = rt.block_on(db.audit_verify()).expect("verify");
     assert!(format!("{verdict:?}").contains("Intact"), "{verdict:?}");
     for agent in &mut agents {
