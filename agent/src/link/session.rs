@@ -394,7 +394,7 @@ const GENERATIONS_REPORTED: usize = 10;
 /// number, time, kind, commit, counts, how it finished); `None` if they cannot be read.
 fn generations_fact(store: &crate::generations::Store) -> Option<serde_json::Value> {
     let mut list = store.list().ok()?;
-    list.sort_by(|a, b| b.number.cmp(&a.number));
+    list.sort_by_key(|g| std::cmp::Reverse(g.number));
     list.truncate(GENERATIONS_REPORTED);
     serde_json::to_value(list).ok()
 }
