@@ -60,6 +60,10 @@ impl Templates {
             .map(|(p, b)| (p.clone(), b.clone()))
             .collect();
         let mut env = Environment::new();
+        // minijinja names the undefined variable and shows the template's surroundings only
+        // in debug mode, which it turns on for debug builds alone: release binaries then gave
+        // less helpful errors than the tests checked. The cost is paid on errors only.
+        env.set_debug(true);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
         // Config files are not HTML: never escape output. minijinja's default picks escaping
