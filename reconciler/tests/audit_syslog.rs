@@ -471,3 +471,54 @@ async fn serve_forwards_what_any_process_appends() {
     let status = serve.0.wait().unwrap();
     assert!(status.success(), "serve stopped with {status}");
 }
+
+#[tokio::test]
+async fn a_resumed_forwarder_sends_what_was_appended_while_it_was_stopped() {
+    each_backend(|db: TestDb| async move {
+        let store = db.open().await;
+        store
+            .audit_append(&record("old", "old.entry", "fleet", None, "ok"))
+            .await
+            .unwrap();
+        let mut receiver = Receiver::udp().await;
+        // First run: a new destination starts at the head.
+        let task = Forwarder::resume(store.clone(), settings(receiver.destination()))
+            .await
+            .unwrap()
+            .spawn();
+        let first = store
+            .audit_append(&record("alice", "first.run", "fleet", None, "ok"))
+            .await
+            .unwrap();
+        check(&receiver.next().await, &first);
+        task.stop(Duration::from_secs(5)).await;
+        // Stopped: entries keep coming.
+        let mut missed = Vec::new();
+        for i in 0..3 {
+            missed.push(
+                store
+                    .audit_append(&record("bob", "while.down", &format!("n{i}"), None, "ok"))
+                    .await
+                    .unwrap(),
+            );
+        }
+        // Second run: it goes on after `first`, so the missed entries go out, in order,
+        // and nothing is sent twice.
+        let forwarder = Forwarder::resume(store.clone(), settings(receiver.destination()))
+            .await
+            .unwrap();
+        assert_eq!(forwarder.cursor(), first.seq);
+        let task = forwarder.spawn();
+        for entry in &missed {
+            check(&receiver.next().await, entry);
+        }
+        task.stop(Duration::from_secs(5)).await;
+        let key = format!("syslog {}", receiver.destination());
+        assert_eq!(
+            store.forward_cursor(&key).await.unwrap(),
+            Some(missed.last().unwrap().seq)
+        );
+        store.close().await;
+    })
+    .await;
+}

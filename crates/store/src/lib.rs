@@ -19,6 +19,7 @@ mod desired;
 mod drift;
 mod enrollment;
 mod error;
+mod forward_cursors;
 mod nodes;
 mod observed;
 mod pr_reports;

@@ -1,9 +1,13 @@
 //! Audit forwarding to syslog (`centossrv serve --audit-syslog URL`), level-triggered: a task
 //! tails the store's audit log by sequence number, so entries appended by any writer (the
 //! engine, the link, `centossrv enroll-token create` in another process) are forwarded once
-//! each, in order. It starts at the head the log has when the service starts; its cursor
-//! moves past an entry only once the entry was sent, so while the destination is unreachable
-//! entries wait in the log and go out, in order, on reconnection (docs/audit.md).
+//! each, in order. Its cursor moves past an entry only once the entry was sent, so while the
+//! destination is unreachable entries wait in the log and go out, in order, on
+//! reconnection. `serve` keeps the cursor in the store per destination ([`Forwarder::resume`]):
+//! a restarted reconciler goes on where it stopped, so entries appended while it was down go
+//! out too (at least once: a crash between a send and the cursor's save sends those again,
+//! with the same `seq` and hash). A destination used for the first time starts at the head
+//! (docs/audit.md).
 
 pub mod message;
 pub mod settings;
@@ -51,6 +55,8 @@ pub struct Forwarder {
     hostname: String,
     procid: u32,
     connection: Option<Connection>,
+    /// The store key under which the cursor is kept, when it is ([`Forwarder::resume`]).
+    persist: Option<String>,
 }
 
 impl Forwarder {
@@ -73,6 +79,38 @@ impl Forwarder {
                 .into_owned(),
             procid: std::process::id(),
             connection: None,
+            persist: None,
+        }
+    }
+
+    /// The forwarder `serve` runs: after the last entry sent to this destination (kept in
+    /// the store), or after the log's current head if nothing was ever sent there.
+    pub async fn resume(store: Store, settings: SyslogSettings) -> Result<Forwarder, StoreError> {
+        let key = format!("syslog {}", settings.destination);
+        let seq = match store.forward_cursor(&key).await? {
+            Some(seq) => seq,
+            None => {
+                let newest = store.audit_list_newest(None, 1).await?;
+                let head = newest.items.first().map_or(0, |e| e.seq);
+                store.set_forward_cursor(&key, head).await?;
+                head
+            }
+        };
+        let mut forwarder = Forwarder::after(store, settings, seq);
+        forwarder.persist = Some(key);
+        Ok(forwarder)
+    }
+
+    /// Saves the cursor (when it is kept); a failure is logged: the entries would only be
+    /// sent again after a restart.
+    async fn save_cursor(&self, saved: &mut i64) {
+        if let Some(key) = &self.persist
+            && self.cursor != *saved
+        {
+            match self.store.set_forward_cursor(key, self.cursor).await {
+                Ok(()) => *saved = self.cursor,
+                Err(e) => tracing::warn!(error = %e, "cannot save the audit forwarding cursor"),
+            }
         }
     }
 
@@ -133,7 +171,15 @@ impl Forwarder {
 
     /// Sends every entry after the cursor, in order; the cursor advances past each one sent.
     pub async fn forward_pending(&mut self) -> Result<(), ForwardError> {
+        let mut saved = self.cursor;
+        let result = self.forward_pages(&mut saved).await;
+        self.save_cursor(&mut saved).await;
+        result
+    }
+
+    async fn forward_pages(&mut self, saved: &mut i64) -> Result<(), ForwardError> {
         loop {
+            self.save_cursor(saved).await;
             let page = self.store.audit_list(Some(self.cursor), BATCH).await?;
             for entry in &page.items {
                 let text =

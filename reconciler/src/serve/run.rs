@@ -87,7 +87,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Started before anything of this process can append, at the log's current head.
     let audit_forwarder = match &config.audit_syslog {
         Some(settings) => Some(
-            crate::audit_syslog::Forwarder::at_head(store.clone(), settings.clone())
+            crate::audit_syslog::Forwarder::resume(store.clone(), settings.clone())
                 .await?
                 .spawn(),
         ),

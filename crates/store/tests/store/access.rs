@@ -206,3 +206,35 @@ async fn git_bindings_are_replaced_as_a_whole_and_holds_round_trip() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn forwarding_cursors_are_kept_per_destination() {
+    each_backend(|db| async move {
+        let store = db.open().await;
+        assert_eq!(
+            store.forward_cursor("syslog udp://a").await.expect("read"),
+            None
+        );
+        store
+            .set_forward_cursor("syslog udp://a", 7)
+            .await
+            .expect("save");
+        store
+            .set_forward_cursor("syslog udp://a", 12)
+            .await
+            .expect("save");
+        store
+            .set_forward_cursor("syslog tcp://b", 3)
+            .await
+            .expect("save");
+        assert_eq!(
+            store.forward_cursor("syslog udp://a").await.expect("read"),
+            Some(12)
+        );
+        assert_eq!(
+            store.forward_cursor("syslog tcp://b").await.expect("read"),
+            Some(3)
+        );
+    })
+    .await;
+}

@@ -1,0 +1,9 @@
+-- centossrv store, schema 5 (sqlite): how far each audit forwarder got.
+-- Keep in step with migrations/postgres/0005_forward_cursors.sql.
+-- One row per destination (e.g. `syslog udp://127.0.0.1:514`): the last audit entry sent
+-- there, so a restarted reconciler forwards what was appended while it was down.
+CREATE TABLE forward_cursors (
+    name        TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL,
+    updated_at  TEXT NOT NULL
+);
