@@ -234,6 +234,7 @@ fn sample(rule: &Rule, own_token: &str) -> Sample {
             303,
         ),
         ("POST", "/logout") => ("/logout".into(), None, None, 303),
+        ("GET", "/favicon.ico") => ("/favicon.ico".into(), None, None, 204),
         ("GET", "/nodes/{name}/blame") => (
             "/nodes/web-001/blame?resource=file%3A%2Fetc%2Fmotd".into(),
             None,
@@ -543,6 +544,10 @@ async fn sign_in_by_form_sets_a_cookie_for_pages_only_and_sign_in_is_audited() {
     assert!(
         page.contains("auth.login"),
         "the sign-in is in the audit log"
+    );
+    assert!(
+        page.contains("Signed in as <strong>matrix-auditor</strong> (auditor)"),
+        "the page says who is signed in"
     );
     // The cookie does not authenticate the API (no cross-site writes).
     let r = c

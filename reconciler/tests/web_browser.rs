@@ -527,6 +527,11 @@ async fn run(client: &Client, base: &str, store: &store::Store) {
             .await
             .contains("All 121 entries link up")
     );
+    assert!(
+        text_of(client, "form.session")
+            .await
+            .contains(&format!("Signed in as {AUDITOR} (auditor)"))
+    );
     let rows = client
         .find_all(Locator::Css("#audit tbody tr"))
         .await

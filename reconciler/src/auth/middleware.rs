@@ -77,10 +77,24 @@ pub async fn enforce(State(auth): State<Auth>, mut request: Request, next: Next)
         }
         _ => {}
     }
-    if let Some(principal) = principal {
-        request.extensions_mut().insert::<Principal>(principal);
+    if let Some(principal) = &principal {
+        request
+            .extensions_mut()
+            .insert::<Principal>(principal.clone());
     }
-    next.run(request).await
+    // Pages show who is signed in (the page shell reads it through `current`).
+    CALLER.scope(principal, next.run(request)).await
+}
+
+tokio::task_local! {
+    /// The caller of the request being answered, for the page shell.
+    static CALLER: Option<Principal>;
+}
+
+/// The signed-in caller of the request being answered, when there is one (outside a
+/// request: `None`).
+pub fn current() -> Option<Principal> {
+    CALLER.try_with(Clone::clone).ok().flatten()
 }
 
 fn describe(method: &str) -> &'static str {

@@ -259,6 +259,12 @@ pub const RULES: &[Rule] = &[
     ),
     rule("GET", "/static/v1/style.css", Public, "style sheet"),
     rule("GET", "/static/v1/live.js", Public, "live refresh script"),
+    rule(
+        "GET",
+        "/favicon.ico",
+        Public,
+        "no icon (204), so browsers log no error",
+    ),
 ];
 
 /// The rule of `method` on the registered route `path` (HEAD as GET).

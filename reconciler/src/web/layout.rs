@@ -59,10 +59,22 @@ pub fn page(title: &str, current: Nav, main: Markup) -> Markup {
                         "Read-only view. The same data as JSON: "
                         a href="/api/openapi.json" { "API description" } "."
                     }
-                    form class="session" method="post" action="/logout" {
-                        a href="/login" { "Sign in" }
-                        " · "
-                        button type="submit" class="link" { "Sign out" }
+                    @match crate::auth::middleware::current() {
+                        Some(who) => {
+                            form class="session" method="post" action="/logout" {
+                                "Signed in as " strong { (who.user) }
+                                @if !who.roles.is_empty() {
+                                    " ("
+                                    (who.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "))
+                                    ")"
+                                }
+                                " · "
+                                button type="submit" class="link" { "Sign out" }
+                            }
+                        }
+                        None => {
+                            p class="session" { a href="/login" { "Sign in" } }
+                        }
                     }
                 }
             }

@@ -117,6 +117,12 @@ pub fn router(state: WebState) -> Router {
         .route("/logout", axum::routing::post(login::logout))
         .route(assets::STYLE_PATH, get(assets::style))
         .route(assets::SCRIPT_PATH, get(assets::script))
+        // Browsers ask for it whatever the page says (e.g. after a non-HTML answer): no icon,
+        // and no 404 in their logs.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
