@@ -8,7 +8,7 @@ pub mod dto;
 mod error;
 mod handlers;
 mod ops;
-mod query;
+pub(crate) mod query;
 mod state;
 
 pub use error::{ApiError, error_response};

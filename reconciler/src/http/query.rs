@@ -57,15 +57,33 @@ impl Params {
 
     /// `limit`: 1 to [`MAX_PAGE`], [`DEFAULT_LIMIT`] if absent.
     pub fn limit(&self) -> Result<u32, ApiError> {
+        self.limit_within(DEFAULT_LIMIT, MAX_PAGE)
+    }
+
+    /// `limit`: 1 to `max`, `default` if absent.
+    pub fn limit_within(&self, default: u32, max: u32) -> Result<u32, ApiError> {
         match self.one("limit")? {
-            None => Ok(DEFAULT_LIMIT),
+            None => Ok(default),
             Some(text) => match text.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
                 _ => Err(ApiError::bad_param(
                     "limit",
-                    format!("`{text}` is not a number from 1 to {MAX_PAGE}"),
+                    format!("`{text}` is not a number from 1 to {max}"),
                 )),
             },
+        }
+    }
+
+    /// The same parameters without those whose value is empty once trimmed (a GET form
+    /// submits its empty fields), the others trimmed.
+    pub fn without_empty(self) -> Params {
+        Params {
+            pairs: self
+                .pairs
+                .into_iter()
+                .map(|(n, v)| (n, v.trim().to_owned()))
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
         }
     }
 
