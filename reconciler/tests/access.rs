@@ -791,3 +791,35 @@ async fn no_password_or_token_text_is_stored() {
         "passwords are stored as Argon2id hashes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_bodies_are_refused_with_the_apis_error_shape() {
+    let f = fixture(false, Limits::default()).await;
+    let c = client();
+    let admin = &f.tokens["admin"].0;
+    let url = format!("http://{}/api/v1/users", f.addr);
+    for (body, says) in [
+        ("{\"name\": \"x\",", "EOF"),
+        (
+            "{\"name\": \"x\", \"rights\": \"all\"}",
+            "unknown field `rights`",
+        ),
+        ("{\"name\": 7}", "invalid type"),
+    ] {
+        let r = c
+            .post(&url)
+            .bearer_auth(admin)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 400, "{body}");
+        let json: serde_json::Value = r.json().await.expect("a JSON error");
+        assert_eq!(json["error"]["code"], "bad_request", "{json}");
+        let message = json["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    // Nothing was created.
+    assert_eq!(f.store.user("x").await.expect("read"), None);
+}

@@ -19,6 +19,21 @@ use std::time::Duration;
 use store::AuditRecord;
 use utoipa::ToSchema;
 
+/// A JSON request body; a malformed or mistyped one is a 400 in the API's error shape
+/// (axum's own rejection is plain text).
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(request, state)
+            .await
+            .map(|Json(value)| Body(value))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
 /// The peer's address, when the server records it (`ConnectInfo`).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub Option<IpAddr>);
@@ -244,7 +259,7 @@ fn token_info(t: store::ApiToken) -> TokenInfo {
 pub async fn login(
     State(st): State<ApiState>,
     PeerAddr(addr): PeerAddr,
-    Json(body): Json<LoginRequest>,
+    Body(body): Body<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let auth = auth(&st)?;
     match auth.login(&body.user, &body.password, addr).await {
@@ -300,7 +315,7 @@ pub async fn list_tokens(
 pub async fn create_token(
     State(st): State<ApiState>,
     Extension(who): Extension<Principal>,
-    Json(body): Json<NewToken>,
+    Body(body): Body<NewToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let days = body.days.unwrap_or(90);
     if !(1..=366).contains(&days) {
@@ -407,7 +422,7 @@ pub async fn list_users(State(st): State<ApiState>) -> Result<Json<UserList>, Ap
 pub async fn create_user(
     State(st): State<ApiState>,
     Extension(who): Extension<Principal>,
-    Json(body): Json<NewUser>,
+    Body(body): Body<NewUser>,
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
     store::check_user_name(&body.name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let hash = match body.password {
@@ -500,7 +515,7 @@ pub async fn set_user_role(
     State(st): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
-    Json(body): Json<SetRole>,
+    Body(body): Body<SetRole>,
 ) -> Result<StatusCode, ApiError> {
     store::check_user_name(&name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let subject = format!("user:{name}");
@@ -584,7 +599,7 @@ pub async fn sync(
 pub async fn create_enrollment_token(
     State(st): State<ApiState>,
     Extension(who): Extension<Principal>,
-    Json(body): Json<NewEnrollmentToken>,
+    Body(body): Body<NewEnrollmentToken>,
 ) -> Result<(StatusCode, Json<EnrollmentToken>), ApiError> {
     let ttl = body.ttl_seconds.unwrap_or(3600);
     let token = st
@@ -644,7 +659,7 @@ pub async fn set_hold(
     State(st): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
-    Json(body): Json<NewHold>,
+    Body(body): Body<NewHold>,
 ) -> Result<Json<Hold>, ApiError> {
     if body.reason.trim().is_empty() || body.reason.len() > 500 {
         return Err(ApiError::BadRequest("`reason`: 1 to 500 characters".into()));
