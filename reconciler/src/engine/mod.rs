@@ -316,11 +316,10 @@ impl Engine {
         let compiled = tokio::task::spawn_blocking(move || {
             source
                 .snapshot(&sha)
-                .map(|snapshot| (model::compile(&snapshot), snapshot))
+                .map(|snapshot| model::compile(&snapshot))
         })
         .await?
         .map_err(|e| anyhow::anyhow!(e))?;
-        let (compiled, _snapshot) = compiled;
         let ok = !compiled.has_errors();
         let diagnostics: serde_json::Value =
             serde_json::from_str(&crate::diagnostics_output::json(&compiled))?;
