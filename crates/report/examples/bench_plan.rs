@@ -9,6 +9,11 @@
 //! have a hand-edited file (drift). Observed states are "converged on base" plus the drift.
 
 use model::Snapshot;
+
+// The allocator `centossrv` uses (reconciler/src/main.rs), so that the figures are its.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use state::{ObservedState, Spec};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -2,7 +2,7 @@
 //! base) against its observed state, with base's desired state as the reference for causes.
 
 use model::{Compiled, Snapshot};
-use state::{NodePlan, ObservedState, plan};
+use state::{NodePlan, ObservedState, Positions, plan_with};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Compiles base, then head reusing base's work for everything identical in both
@@ -34,15 +34,18 @@ pub fn plan_fleet(
         names.extend(b.model.nodes.keys().map(String::as_str));
     }
     let names: Vec<&str> = names.into_iter().collect();
-    // Nodes plan independently: slices on all cores, joined in name order.
+    // Nodes plan independently: slices on all cores, joined in name order. Within a slice,
+    // each node's observations are first looked for where the node before had them.
     state::parallel::in_parallel(&names, 64, |slice| {
+        let mut positions = Positions::default();
         slice
             .iter()
             .map(|name| {
-                plan(
+                plan_with(
                     head.model.desired_for(name),
                     observed.get(*name),
                     base.and_then(|b| b.model.desired_for(name)),
+                    &mut positions,
                 )
             })
             .collect::<Vec<_>>()

@@ -20,4 +20,6 @@ pub mod wire;
 
 pub use observed::{OBSERVED_FORMAT, ObservedState};
 pub use outcome::{APPLY_FORMAT, ApplyReport, ApplyStatus, Outcome, ResourceReport, Totals};
-pub use plan::{Action, Cause, Change, NodePlan, NodeStatus, PropertyChange, plan};
+pub use plan::{
+    Action, Cause, Change, NodePlan, NodeStatus, Positions, PropertyChange, plan, plan_with,
+};

@@ -230,3 +230,71 @@ fn sensitive_content_appears_as_digests_only() {
     );
     assert!(p.changes[0].sensitive && p.changes[0].diff.is_none());
 }
+
+/// `plan_with` carries where observations were found from one node to the next: whatever
+/// the nodes before left in `Positions` (other resources, another order, missing or extra
+/// observations, no observation at all), each plan is exactly `plan()`'s.
+#[test]
+fn carried_positions_never_change_a_plan() {
+    let files = |names: &[&str], content: &str| -> Vec<DesiredResource> {
+        names
+            .iter()
+            .map(|n| resource(file(&format!("/etc/{n}"), content, "0644"), &[]))
+            .collect()
+    };
+    let mut nodes: Vec<(DesiredState, Option<ObservedState>, Option<DesiredState>)> = Vec::new();
+    let same = desired(files(&["a", "b", "c", "d"], "x\n"));
+    // Converged, twice (the second finds everything where the first did).
+    nodes.push((
+        same.clone(),
+        Some(ObservedState::converged(&same)),
+        Some(same.clone()),
+    ));
+    nodes.push((
+        same.clone(),
+        Some(ObservedState::converged(&same)),
+        Some(same.clone()),
+    ));
+    // Another order and one more resource: every guess is wrong.
+    let reordered = desired(files(&["d", "0", "c", "a", "b"], "x\n"));
+    nodes.push((
+        reordered.clone(),
+        Some(ObservedState::converged(&same)),
+        Some(same.clone()),
+    ));
+    // Drifted content, an observation nothing desires any more, one never observed.
+    let mut observed = ObservedState::converged(&reordered);
+    observed.resources.remove(&id("file:/etc/c"));
+    if let Some(Spec::File(f)) = observed.resources.get_mut(&id("file:/etc/a")) {
+        f.content = Some(Arc::from("hand edit\n"));
+        f.sha256 = Some(sha256(b"hand edit\n"));
+    }
+    observed
+        .resources
+        .insert(id("file:/etc/zz"), file("/etc/zz", "old\n", "0600"));
+    nodes.push((reordered.clone(), Some(observed), Some(same.clone())));
+    // Never reported, then fewer resources than the positions know, then a changed head.
+    nodes.push((same.clone(), None, Some(same.clone())));
+    let fewer = desired(files(&["b"], "x\n"));
+    nodes.push((
+        fewer.clone(),
+        Some(ObservedState::converged(&same)),
+        Some(same.clone()),
+    ));
+    let head = web("b\n", "0640", "1.21");
+    let base = web("a\n", "0644", "1.20");
+    nodes.push((head, Some(ObservedState::converged(&base)), Some(base)));
+    nodes.push((same.clone(), Some(ObservedState::converged(&same)), None));
+
+    let mut positions = state::Positions::default();
+    for round in 0..2 {
+        for (i, (d, o, b)) in nodes.iter().enumerate() {
+            let carried = state::plan_with(Some(d), o.as_ref(), b.as_ref(), &mut positions);
+            assert_eq!(
+                carried,
+                plan(Some(d), o.as_ref(), b.as_ref()),
+                "node {i}, round {round}"
+            );
+        }
+    }
+}
