@@ -11,7 +11,6 @@ use crate::reuse::{LayoutKeys, Memo, MemoRole, NodeMemo, Reuse};
 use crate::selector;
 use crate::snapshot::Snapshot;
 use crate::template::{RESERVED_VARS, Templates};
-use crate::yaml::Pos;
 use minijinja::Value;
 use state::parallel::in_parallel;
 use state::{DESIRED_FORMAT, DesiredResource, DesiredState, Origin, ResourceId, Spec};
@@ -203,8 +202,16 @@ fn compile_inner(snapshot: &Snapshot, use_layouts: bool, mode: Mode<'_>) -> (Com
         _ => None,
     };
 
-    let inventory: Vec<Value> = nodes.iter().map(|n| node_value(n)).collect();
-    let inventory = Value::from(inventory);
+    // Each node as templates see it (`node`, and an entry of `inventory`), built on all
+    // cores once for both uses.
+    let node_values: Vec<Value> = in_parallel(&nodes, NODES_PER_TASK, |slice| {
+        slice.iter().map(|n| node_value(n)).collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    let entries: Vec<(&Arc<Located<NodeDoc>>, &Value)> = nodes.iter().zip(&node_values).collect();
+    let inventory = Value::from(node_values.clone());
     let shared = Shared {
         lowered: &lowered,
         fleet_vars: &fleet_vars,
@@ -220,12 +227,14 @@ fn compile_inner(snapshot: &Snapshot, use_layouts: bool, mode: Mode<'_>) -> (Com
     };
     // Nodes compile independently: slices of the inventory on all cores, merged in
     // inventory order, so the result is the same as one pass over the nodes.
-    let parts = in_parallel(&nodes, NODES_PER_TASK, |slice| {
+    let parts = in_parallel(&entries, NODES_PER_TASK, |slice| {
         compile_nodes(slice, &shared)
     });
     let mut per_node = PerNode::default();
-    let mut node_infos = BTreeMap::new();
-    let mut desired = BTreeMap::new();
+    // Collected, then built into maps once (appending map to map would merge the whole
+    // map again for every part).
+    let mut node_infos = Vec::with_capacity(nodes.len());
+    let mut desired = Vec::with_capacity(nodes.len());
     let mut role_nodes: Vec<Vec<String>> = vec![Vec::new(); lowered.len()];
     for mut part in parts {
         diags.append(&mut part.diags);
@@ -302,10 +311,10 @@ fn compile_inner(snapshot: &Snapshot, use_layouts: bool, mode: Mode<'_>) -> (Com
         model: Model {
             commit: snapshot.commit.clone(),
             fleet,
-            nodes: node_infos,
+            nodes: node_infos.into_iter().collect(),
             roles: role_infos,
             access,
-            desired,
+            desired: desired.into_iter().collect(),
         },
         diagnostics: diags,
     };
@@ -346,16 +355,17 @@ struct Known<'a> {
 struct NodesPart {
     diags: Vec<Diagnostic>,
     per_node: PerNode,
-    node_infos: BTreeMap<String, NodeInfo>,
-    desired: BTreeMap<String, Arc<DesiredState>>,
+    /// By node name, in inventory order (names are unique).
+    node_infos: Vec<(String, NodeInfo)>,
+    desired: Vec<(String, Arc<DesiredState>)>,
     /// Per role, the nodes of this slice it selects.
     role_nodes: Vec<Vec<String>>,
     /// What base's compile keeps of its nodes (when recording).
     memos: Vec<NodeMemo>,
 }
 
-/// Compiles `nodes`, a slice of the inventory, in order.
-fn compile_nodes(nodes: &[Arc<Located<NodeDoc>>], shared: &Shared<'_>) -> NodesPart {
+/// Compiles `nodes`, a slice of the inventory with each node's template value, in order.
+fn compile_nodes(nodes: &[(&Arc<Located<NodeDoc>>, &Value)], shared: &Shared<'_>) -> NodesPart {
     let Shared {
         lowered,
         fleet_vars,
@@ -371,17 +381,16 @@ fn compile_nodes(nodes: &[Arc<Located<NodeDoc>>], shared: &Shared<'_>) -> NodesP
     } = *shared;
     let mut diags = Vec::new();
     let mut per_node = PerNode::default();
-    let mut node_infos = BTreeMap::new();
-    let mut desired = BTreeMap::new();
+    let mut node_infos = Vec::with_capacity(nodes.len());
+    let mut desired = Vec::with_capacity(nodes.len());
     let mut role_nodes: Vec<Vec<String>> = vec![Vec::new(); lowered.len()];
     let mut memos = Vec::new();
     // The layouts this slice's nodes use, taken from the shared ones.
     let mut known: HashMap<Vec<usize>, Known<'_>> = HashMap::new();
-    for node in nodes {
+    for &(node, node_val) in nodes {
         let name = &node.doc.metadata.name;
         let labels = &node.doc.metadata.labels;
         let node_vars = vars_to_values(&node.doc.spec.vars, node, "/spec/vars", &mut diags);
-        let node_val = node_value(node);
         let selected: Vec<usize> = (0..lowered.len())
             .filter(|&ri| selector::matches(&lowered[ri].doc.doc.spec.selector, labels))
             .collect();
@@ -393,7 +402,7 @@ fn compile_nodes(nodes: &[Arc<Located<NodeDoc>>], shared: &Shared<'_>) -> NodesP
         let context_of = |ri: usize| {
             let role = &lowered[ri];
             context(
-                fleet_vars, &role.vars, &node_vars, &node_val, inventory, role.doc, fleet,
+                fleet_vars, &role.vars, &node_vars, node_val, inventory, role.doc, fleet,
             )
         };
         if use_layouts && !known.contains_key(&selected) {
@@ -458,7 +467,7 @@ fn compile_nodes(nodes: &[Arc<Located<NodeDoc>>], shared: &Shared<'_>) -> NodesP
             );
         }
         let pos = node.pos("/metadata/name");
-        node_infos.insert(
+        node_infos.push((
             name.clone(),
             NodeInfo {
                 name: name.clone(),
@@ -468,7 +477,7 @@ fn compile_nodes(nodes: &[Arc<Located<NodeDoc>>], shared: &Shared<'_>) -> NodesP
                 line: pos.line,
                 roles: role_names,
             },
-        );
+        ));
         let state = Arc::new(DesiredState {
             format: DESIRED_FORMAT,
             node: name.clone(),
@@ -486,7 +495,7 @@ fn compile_nodes(nodes: &[Arc<Located<NodeDoc>>], shared: &Shared<'_>) -> NodesP
                 desired: Arc::clone(&state),
             });
         }
-        desired.insert(name.clone(), state);
+        desired.push((name.clone(), state));
     }
     NodesPart {
         diags,
@@ -739,28 +748,43 @@ fn unique_by_name<T: Named>(
     what: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Arc<Located<T>>> {
-    let mut seen: HashMap<String, (String, Pos)> = HashMap::new();
-    let mut out = Vec::new();
-    for doc in docs {
-        let pos = doc.value_pos("/metadata/name");
-        let name = doc.doc.name().to_owned();
-        if let Some((file, first)) = seen.get(&name) {
-            diags.push(
-                Diagnostic::new(
-                    code,
-                    &doc.file,
-                    pos.line,
-                    pos.column,
-                    format!("{what} `{name}` is defined twice"),
-                )
-                .related(file, first.line, first.column, "first defined here"),
-            );
-            continue;
+    // Positions are looked up only for duplicates: locating a key in a document is not free
+    // and the inventory has thousands of nodes.
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(docs.len());
+    let mut keep = vec![true; docs.len()];
+    for (i, doc) in docs.iter().enumerate() {
+        match first.entry(doc.doc.name()) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                keep[i] = false;
+                let earlier = &docs[*o.get()];
+                let pos = doc.value_pos("/metadata/name");
+                let at = earlier.value_pos("/metadata/name");
+                diags.push(
+                    Diagnostic::new(
+                        code,
+                        &doc.file,
+                        pos.line,
+                        pos.column,
+                        format!("{what} `{}` is defined twice", doc.doc.name()),
+                    )
+                    .related(
+                        &earlier.file,
+                        at.line,
+                        at.column,
+                        "first defined here",
+                    ),
+                );
+            }
         }
-        seen.insert(name, (doc.file.clone(), pos));
-        out.push(doc);
     }
-    out
+    drop(first);
+    docs.into_iter()
+        .zip(keep)
+        .filter_map(|(doc, keep)| keep.then_some(doc))
+        .collect()
 }
 
 fn check_selector(role: &Located<RoleDoc>, diags: &mut Vec<Diagnostic>) {
