@@ -1,5 +1,6 @@
 //! Apply: observe, re-derive the plan with the shared `state::plan()`, refuse a stale digest,
-//! record a generation, execute the plan's changes in order, re-observe, and report every
+//! record a generation, execute the plan's changes in order (notified services restarted or
+//! reloaded), re-observe, and report every
 //! resource's outcome. Resource types this build does not handle fail with a reason; they
 //! are never skipped silently or reported as done.
 
@@ -7,7 +8,9 @@ use crate::generations::{self, Finished, GenerationError, GenerationKind, Header
 use crate::host::{EntryKind, FileAttrs, Host, HostError, Meta, SYSCTL_PERSIST_PATH, Staged};
 use crate::observe::{self, observe, supported, unsupported_reason};
 use state::digest::sha256;
-use state::{Action, DESIRED_FORMAT, DesiredState, Ensure, NodePlan, ResourceId, Spec};
+use state::{
+    Action, DESIRED_FORMAT, DesiredState, Ensure, NodePlan, NotifyAction, ResourceId, Spec,
+};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
@@ -187,12 +190,13 @@ pub fn apply(
         let t = Instant::now();
         let failed_requirement =
             resource.and_then(|r| r.requires.iter().find(|q| failed.contains(q)));
-        // A notified restart is needed only if a resource that notifies it changed.
+        // A notified restart or reload is needed only if a resource that notifies it changed.
         let triggered = change
             .triggered_by
             .iter()
             .any(|t| done.get(t).is_some_and(|r| r.outcome == Outcome::Changed));
-        let skip = (change.action == Action::Restart && !triggered).then(|| {
+        let notified = matches!(change.action, Action::Restart | Action::Reload);
+        let skip = (notified && !triggered).then(|| {
             let failed: Vec<String> = change
                 .triggered_by
                 .iter()
@@ -200,7 +204,12 @@ pub fn apply(
                 .map(|t| format!("`{t}`"))
                 .collect();
             format!(
-                "not restarted: {} notifying it failed, so nothing it depends on changed",
+                "not {}: {} notifying it failed, so nothing it depends on changed",
+                if change.action == Action::Reload {
+                    "reloaded"
+                } else {
+                    "restarted"
+                },
                 if failed.is_empty() {
                     "the resources".to_owned()
                 } else {
@@ -492,12 +501,12 @@ fn require_parent(host: &dyn Host, path: &str) -> Result<(), String> {
 /// replaced is only staged (written under its temporary name, see [`Host::stage_file`]):
 /// the caller commits staged files in batches, so that 1,000 files cost a few syncs rather
 /// than 2,000 (see [`Host::commit_staged`]).
-/// `restart`: a resource notifying this service changed.
+/// `triggered`: a resource notifying this service changed.
 fn execute(
     host: &dyn Host,
     spec: &Spec,
     action: Action,
-    restart: bool,
+    triggered: bool,
 ) -> Result<Option<Staged>, String> {
     let done = |r: Result<(), String>| r.map(|()| None);
     match spec {
@@ -566,11 +575,17 @@ fn execute(
         Spec::Package(p) => done(crate::packages::set_package(host, &p.name, &p.ensure)),
         Spec::User(u) => done(crate::accounts::set_user(host, u)),
         Spec::Group(g) => done(crate::accounts::set_group(host, g)),
-        Spec::Service(s) => done(crate::services::apply(
-            host,
-            s,
-            restart || action == Action::Restart,
-        )),
+        Spec::Service(s) => {
+            // A service the plan also updates carries its triggers on the update: the
+            // spec says what a notification does (a changed unit restarts it anyway).
+            let notified = match action {
+                Action::Restart => Some(NotifyAction::Restart),
+                Action::Reload => Some(NotifyAction::Reload),
+                _ if triggered => Some(s.on_notify),
+                _ => None,
+            };
+            done(crate::services::apply(host, s, notified))
+        }
     }
 }
 

@@ -100,7 +100,7 @@ fn action_mark(action: Action) -> &'static str {
         Action::Create => "+",
         Action::Update => "~",
         Action::Delete => "-",
-        Action::Restart => "!",
+        Action::Restart | Action::Reload => "!",
         Action::Unmanage => "=",
     }
 }

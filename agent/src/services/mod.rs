@@ -7,8 +7,8 @@
 //! for) and whether it runs. Both backends read the same files:
 //!
 //! - [`SystemdManager`]: `systemctl` (`--root DIR` for enable/disable under a sandbox root;
-//!   starting and stopping needs the host's running systemd, so under a sandbox root nothing
-//!   runs and a start fails with a reason).
+//!   starting, stopping and reloading needs the host's running systemd, so under a sandbox
+//!   root nothing runs and a start, restart or reload fails with a reason).
 //! - [`SupervisorManager`]: the built-in supervisor daemon (`centossrv-agent supervise`),
 //!   over its unix socket; enabling creates the same links `systemctl enable` would.
 
@@ -71,6 +71,10 @@ pub trait ServiceManager: fmt::Debug + Send + Sync {
     fn start(&self, name: &str) -> Result<(), String>;
     fn stop(&self, name: &str) -> Result<(), String>;
     fn restart(&self, name: &str) -> Result<(), String>;
+    /// Asks a running service to reload its configuration without restarting it: the
+    /// unit's `ExecReload=` when it has one, SIGHUP to the main process otherwise. An error
+    /// when it does not run.
+    fn reload(&self, name: &str) -> Result<(), String>;
     /// Unit files changed on disk (systemd: `daemon-reload`).
     fn reload_units(&self) -> Result<(), String>;
     /// The status of a service, when this backend runs health checks itself.

@@ -1,6 +1,6 @@
 //! A service resource: the paths an apply touches, observing it (unit digest, the agent's
-//! drop-in, enabled, running), applying it (files, reload, enable, start/stop/restart, the
-//! first health verdict) and restoring it on rollback, through the host's
+//! drop-in, enabled, running), applying it (files, daemon-reload, enable,
+//! start/stop/restart/reload, the first health verdict) and restoring it on rollback, through the host's
 //! [`ServiceManager`].
 
 use super::ServiceManager;
@@ -9,7 +9,7 @@ use crate::supervisor::protocol::Health;
 use crate::unit::{self, Managed};
 use state::digest::sha256;
 use state::plan::MAX_DIFF_BYTES;
-use state::{ServiceSpec, ServiceState, Spec, UnitFile};
+use state::{NotifyAction, ServiceSpec, ServiceState, Spec, UnitFile};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -134,6 +134,8 @@ pub fn observe(host: &dyn Host, desired: &ServiceSpec) -> Result<Spec, String> {
         restart: managed.restart,
         health_check: managed.health_check,
         environment: managed.environment,
+        // Not a property of the host.
+        on_notify: NotifyAction::default(),
     }))
 }
 
@@ -163,9 +165,14 @@ fn write_if_changed(host: &dyn Host, path: &str, content: &[u8]) -> Result<bool,
 }
 
 /// Applies a service: unit file, drop-in, enabled, then running or stopped. A running
-/// service is restarted when its unit or drop-in changed or `restart` (a notifying
-/// resource changed); after a start or restart its health check must pass.
-pub fn apply(host: &dyn Host, spec: &ServiceSpec, restart: bool) -> Result<(), String> {
+/// service is restarted when its unit or drop-in changed; otherwise `notified` (a
+/// notifying resource changed) restarts or reloads it. After a start or restart its health
+/// check must pass; a reload keeps the process, so there is no new verdict to wait for.
+pub fn apply(
+    host: &dyn Host,
+    spec: &ServiceSpec,
+    notified: Option<NotifyAction>,
+) -> Result<(), String> {
     let manager = manager_of(host)?;
     let name = &spec.name;
     let mut changed = false;
@@ -208,10 +215,11 @@ pub fn apply(host: &dyn Host, spec: &ServiceSpec, restart: bool) -> Result<(), S
             manager.start(name)?;
             await_health(manager, spec)
         }
-        ServiceState::Running if changed || restart => {
+        ServiceState::Running if changed || notified == Some(NotifyAction::Restart) => {
             manager.restart(name)?;
             await_health(manager, spec)
         }
+        ServiceState::Running if notified == Some(NotifyAction::Reload) => manager.reload(name),
         ServiceState::Running => Ok(()),
         ServiceState::Stopped if running => manager.stop(name),
         ServiceState::Stopped => Ok(()),

@@ -1,4 +1,4 @@
-//! The built-in supervisor backend: start, stop, restart and status over the daemon's
+//! The built-in supervisor backend: start, stop, restart, reload and status over the daemon's
 //! control socket; enabling creates and removes the links `systemctl enable` would, so the
 //! daemon (and systemd, should the host get it) starts the service at boot.
 
@@ -128,6 +128,16 @@ impl ServiceManager for SupervisorManager {
     fn restart(&self, name: &str) -> Result<(), String> {
         self.call(
             Op::Restart {
+                service: name.to_owned(),
+            },
+            SUPERVISOR_TIMEOUT,
+        )
+        .map(drop)
+    }
+
+    fn reload(&self, name: &str) -> Result<(), String> {
+        self.call(
+            Op::Reload {
                 service: name.to_owned(),
             },
             SUPERVISOR_TIMEOUT,

@@ -1,6 +1,9 @@
 //! The systemd backend: `systemctl [--root=DIR] is-enabled|enable|disable`, and
-//! `is-active|start|stop|restart|daemon-reload` against the host's running systemd. Under a
-//! sandbox root nothing runs: services are observed stopped and a start fails with a reason.
+//! `is-active|start|stop|restart|daemon-reload` against the host's running systemd; a reload
+//! is `systemctl reload` for a unit with `ExecReload=` (`CanReload=yes`) and SIGHUP to the
+//! main process (`systemctl kill --kill-who=main`) otherwise, as the built-in supervisor
+//! does. Under a sandbox root nothing runs: services are observed stopped and a start,
+//! restart or reload fails with a reason.
 
 use super::{Backend, ServiceManager};
 use crate::host::Host;
@@ -147,6 +150,34 @@ impl ServiceManager for SystemdManager {
             return Err(self.no_runtime("restart", name));
         }
         self.check(&["restart", &format!("{name}.service")])
+    }
+
+    fn reload(&self, name: &str) -> Result<(), String> {
+        if self.sandbox {
+            return Err(self.no_runtime("reload", name));
+        }
+        let unit = format!("{name}.service");
+        if !self.is_running(name)? {
+            return Err(format!("cannot reload {name}: it is not running"));
+        }
+        let args = ["show", "--property=CanReload", "--value", unit.as_str()];
+        let out = self.run(&args)?;
+        if !out.success() {
+            return Err(format!(
+                "systemctl {} failed ({}): {}",
+                args.join(" "),
+                out.code
+                    .map_or_else(|| "killed".to_owned(), |c| format!("exit {c}")),
+                out.stderr.trim()
+            ));
+        }
+        match out.stdout.trim() {
+            "yes" => self.check(&["reload", &unit]),
+            // systemd refuses to reload a unit without `ExecReload=`; the supervisor sends
+            // SIGHUP to the main process then, and so does this backend.
+            "no" => self.check(&["kill", "--kill-who=main", "--signal=SIGHUP", &unit]),
+            other => Err(format!("systemctl {} answered `{other}`", args.join(" "))),
+        }
     }
 
     fn reload_units(&self) -> Result<(), String> {

@@ -1,7 +1,8 @@
 //! What the built-in supervisor runs for a service: its unit file (found on systemd's
 //! search path under the root) with every `NAME.service.d/*.conf` drop-in merged in, turned
-//! into a command line, environment, working directory, user, restart policy and health
-//! check. Settings it cannot honour are errors that name them, never silently ignored.
+//! into a command line, environment, working directory, user, restart policy, reload
+//! commands and health check. Settings it cannot honour are errors that name them, never
+//! silently ignored.
 //!
 //! Files the supervisor reads itself (units, drop-ins, `EnvironmentFile=`) are host paths
 //! resolved under the root. The process is not confined to the root: `ExecStart=` and
@@ -50,6 +51,45 @@ pub struct ServiceConfig {
     /// Time between SIGTERM and SIGKILL when stopping.
     pub stop_timeout: Duration,
     pub health_check: Option<HealthCheck>,
+    /// `ExecReload=` commands, run in order on a reload; none: a reload sends SIGHUP to the
+    /// main process.
+    pub reload: Vec<ReloadCommand>,
+}
+
+/// One `ExecReload=` line. Its words are expanded when it runs: `$MAINPID` is known only
+/// then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadCommand {
+    /// The line without its prefix.
+    line: String,
+    /// Prefix `-`: a failure (non-zero exit, signal) does not fail the reload.
+    pub ignore_failure: bool,
+}
+
+impl ServiceConfig {
+    /// The argv of each `ExecReload=` command of service `name` whose main process is
+    /// `main_pid`, with whether its failure is ignored; `$MAINPID` (and `${MAINPID}`) is the
+    /// main process's pid, as under systemd.
+    pub fn reload_commands(
+        &self,
+        name: &str,
+        main_pid: u32,
+    ) -> Result<Vec<(Vec<String>, bool)>, String> {
+        let env = self.reload_environment(main_pid);
+        self.reload
+            .iter()
+            .map(|c| {
+                command_line("ExecReload", &c.line, name, &env).map(|argv| (argv, c.ignore_failure))
+            })
+            .collect()
+    }
+
+    /// The environment of a reload command: the service's, plus `MAINPID`.
+    pub fn reload_environment(&self, main_pid: u32) -> BTreeMap<String, String> {
+        let mut env = self.environment.clone();
+        env.insert("MAINPID".to_owned(), main_pid.to_string());
+        env
+    }
 }
 
 /// The unit file of `name` on systemd's search path: (host path, content).
@@ -152,14 +192,20 @@ fn from_unit(host: &dyn Host, name: &str, unit: &Unit) -> Result<ServiceConfig, 
             format!("service {name}: several ExecStart= lines (only Type=oneshot allows that)")
         });
     };
-    let mut line = *line;
-    while let Some(prefix) = line.chars().next().filter(|c| "-@:+!".contains(*c)) {
-        if prefix != '-' {
-            return refuse(format!("the ExecStart= prefix `{prefix}`"));
-        }
-        line = &line[1..];
+    let (line, _) = strip_prefix("ExecStart", line, name)?;
+    let argv = command_line("ExecStart", line, name, &environment)?;
+    let mut reload = Vec::new();
+    for line in unit.list("Service", "ExecReload") {
+        let (line, ignore_failure) = strip_prefix("ExecReload", line, name)?;
+        // Checked now, like systemd loading the unit; expanded again with the real pid.
+        let mut env = environment.clone();
+        env.insert("MAINPID".to_owned(), "1".to_owned());
+        command_line("ExecReload", line, name, &env)?;
+        reload.push(ReloadCommand {
+            line: line.to_owned(),
+            ignore_failure,
+        });
     }
-    let argv = command_line(line, name, &environment)?;
     let working_directory = match unit.last("Service", "WorkingDirectory") {
         None | Some("") => None,
         Some(dir) => {
@@ -216,7 +262,26 @@ fn from_unit(host: &dyn Host, name: &str, unit: &Unit) -> Result<ServiceConfig, 
         restart_sec,
         stop_timeout,
         health_check,
+        reload,
     })
+}
+
+/// A command line without its prefix characters, and whether it had `-` (failure
+/// ignored); the other prefixes (`@:+!`) are refused.
+fn strip_prefix<'a>(key: &str, line: &'a str, name: &str) -> Result<(&'a str, bool), String> {
+    let mut line = line;
+    let mut ignore_failure = false;
+    while let Some(prefix) = line.chars().next().filter(|c| "-@:+!".contains(*c)) {
+        if prefix != '-' {
+            return Err(format!(
+                "service {name}: the {key}= prefix `{prefix}` is not supported by the built-in \
+                 supervisor"
+            ));
+        }
+        ignore_failure = true;
+        line = &line[1..];
+    }
+    Ok((line, ignore_failure))
 }
 
 /// `KEY=VALUE` lines of an environment file (comments with `#`, optional quotes).
@@ -237,14 +302,16 @@ fn parse_env_file(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Splits `ExecStart=` into argv: specifiers, then `${VAR}` anywhere and a whole-word
-/// `$VAR` (split at whitespace) from the service's environment, `$$` for a `$`.
+/// Splits a command line (`key` is `ExecStart` or `ExecReload`) into argv: specifiers, then
+/// `${VAR}` anywhere and a whole-word `$VAR` (split at whitespace) from the service's
+/// environment, `$$` for a `$`.
 fn command_line(
+    key: &str,
     line: &str,
     name: &str,
     env: &BTreeMap<String, String>,
 ) -> Result<Vec<String>, String> {
-    let words = unit::split_words(line).map_err(|e| format!("service {name}: ExecStart=: {e}"))?;
+    let words = unit::split_words(line).map_err(|e| format!("service {name}: {key}=: {e}"))?;
     let mut argv = Vec::new();
     for word in words {
         let word =
@@ -270,7 +337,7 @@ fn command_line(
                 rest = a;
             } else if let Some(a) = after.strip_prefix('{') {
                 let Some(end) = a.find('}') else {
-                    return Err(format!("service {name}: unterminated `${{` in ExecStart="));
+                    return Err(format!("service {name}: unterminated `${{` in {key}="));
                 };
                 out.push_str(env.get(&a[..end]).map_or("", String::as_str));
                 rest = &a[end + 1..];
@@ -283,7 +350,7 @@ fn command_line(
         argv.push(out);
     }
     if argv.is_empty() {
-        return Err(format!("service {name}: ExecStart= is empty"));
+        return Err(format!("service {name}: {key}= is empty"));
     }
     Ok(argv)
 }
@@ -299,11 +366,59 @@ mod tests {
             ("OPTS".to_owned(), "-a  -b".to_owned()),
         ]);
         assert_eq!(
-            command_line("/bin/srv --port=${PORT} $OPTS %N $$HOME", "web", &env).expect("ok"),
+            command_line(
+                "ExecStart",
+                "/bin/srv --port=${PORT} $OPTS %N $$HOME",
+                "web",
+                &env
+            )
+            .expect("ok"),
             vec!["/bin/srv", "--port=8080", "-a", "-b", "web", "$HOME"]
         );
-        let e = command_line("/bin/srv %H", "web", &env).expect_err("unsupported");
+        let e = command_line("ExecStart", "/bin/srv %H", "web", &env).expect_err("unsupported");
         assert!(e.contains("%H"), "{e}");
+    }
+
+    #[test]
+    fn reload_commands_take_the_main_pid_and_keep_their_prefix() {
+        let unit = Unit::parse(
+            "/etc/systemd/system/web.service",
+            "[Service]\nEnvironment=SIG=HUP\nExecStart=/bin/srv\n\
+             ExecReload=/bin/kill -${SIG} $MAINPID\nExecReload=-/bin/echo ${MAINPID}x\n",
+        )
+        .expect("unit");
+        let host = crate::host::RealHost::new("/").expect("host");
+        let c = from_unit(&host, "web", &unit).expect("config");
+        assert_eq!(
+            c.reload_commands("web", 4321).expect("commands"),
+            vec![
+                (
+                    vec!["/bin/kill".to_owned(), "-HUP".to_owned(), "4321".to_owned()],
+                    false
+                ),
+                (vec!["/bin/echo".to_owned(), "4321x".to_owned()], true),
+            ]
+        );
+        let plain = Unit::parse("/x/web.service", "[Service]\nExecStart=/bin/srv\n").expect("unit");
+        assert!(
+            from_unit(&host, "web", &plain)
+                .expect("config")
+                .reload
+                .is_empty()
+        );
+        let privileged = Unit::parse(
+            "/x/web.service",
+            "[Service]\nExecStart=/bin/srv\nExecReload=+/bin/x\n",
+        )
+        .expect("unit");
+        assert_eq!(
+            from_unit(&host, "web", &privileged),
+            Err(
+                "service web: the ExecReload= prefix `+` is not supported by the built-in \
+                 supervisor"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

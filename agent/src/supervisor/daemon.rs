@@ -12,7 +12,7 @@
 //! short-lived thread per control connection.
 
 use super::events::{self, EventLog};
-use super::process::{Shared, Svc, shutdown, start, stop, thread};
+use super::process::{Shared, Svc, reload, shutdown, start, stop, thread};
 use super::protocol::{self, MAX_REQUEST_BYTES, Op, Request, Response};
 use crate::host::{Host, RealHost};
 use std::collections::BTreeMap;
@@ -96,7 +96,10 @@ fn handle(shared: &Arc<Shared>, stream: &UnixStream) -> Response {
             };
             Response::ok(services.iter().map(|s| s.status(&s.lock())).collect())
         }
-        Op::Start { service } | Op::Restart { service } | Op::Stop { service }
+        Op::Start { service }
+        | Op::Restart { service }
+        | Op::Reload { service }
+        | Op::Stop { service }
             if !valid(&service) =>
         {
             Response::error(format!("`{service}` is not a service name"))
@@ -106,6 +109,10 @@ fn handle(shared: &Arc<Shared>, stream: &UnixStream) -> Response {
             Err(e) => Response::error(e),
         },
         Op::Restart { service } => match start(shared, &service, true) {
+            Ok(s) => Response::ok(vec![s]),
+            Err(e) => Response::error(e),
+        },
+        Op::Reload { service } => match reload(shared, &service) {
             Ok(s) => Response::ok(vec![s]),
             Err(e) => Response::error(e),
         },

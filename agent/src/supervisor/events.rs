@@ -1,6 +1,6 @@
 //! The supervisor's event log: one JSON object per line in `STATE/supervisor/events.jsonl`
-//! (started, exited with status, restarted, stopped, start failed, health failed and
-//! recovered), appended as they happen and read back by `centossrv-agent services events`.
+//! (started, exited with status, restarted, reloaded, reload failed, stopped, start failed,
+//! health failed and recovered), appended as they happen and read back by `centossrv-agent services events`.
 //! The file is rotated to `events.jsonl.1` past [`MAX_LOG_BYTES`].
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,11 @@ pub enum EventKind {
     Exited,
     /// The restart policy (or a failed health check) started the service again.
     Restarted,
+    /// Asked to reload on request (`ExecReload=` ran, or SIGHUP went to the main process;
+    /// `message` says which); the process kept running.
+    Reloaded,
+    /// A reload request failed (`message` says why); the process was not restarted.
+    ReloadFailed,
     /// Stopped on request.
     Stopped,
     /// The unit could not be run (bad unit, missing program); `message` says why.

@@ -1,6 +1,6 @@
 //! The supervisor's services: the state of each, its runner thread (spawn in a process
 //! group, wait for the exit, apply the restart policy with backoff), its health thread, and
-//! the start, stop and restart requests the daemon serves.
+//! the start, stop, restart and reload requests the daemon serves.
 //!
 //! A runner observes its process's exit with `waitid(WNOWAIT)`, marks it gone under the
 //! service's lock, kills what is left of its process group and only then reaps it: a
@@ -34,6 +34,9 @@ const START_WAIT: Duration = Duration::from_secs(10);
 const KILL_WAIT: Duration = Duration::from_secs(10);
 /// A service's output log is truncated at its start past this size.
 const MAX_OUTPUT_LOG_BYTES: u64 = 4 * 1024 * 1024;
+/// How long a reload's `ExecReload=` commands may take together before the one running is
+/// killed and the reload fails.
+pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]
 pub(super) struct SvcState {
@@ -205,7 +208,21 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// Spawns `c.argv` as the service's main process, in its own process group, its output
+/// appended to the service's log (truncated first when it grew too large).
 fn spawn(shared: &Shared, name: &str, c: &ServiceConfig) -> Result<Child, String> {
+    spawn_command(shared, name, c, true)
+}
+
+/// Spawns `c.argv` with the service's environment, user, group and working directory in a
+/// process group of its own, its output appended to the service's log. `may_truncate`:
+/// only a start may cut the log, not a command run beside the running process.
+fn spawn_command(
+    shared: &Shared,
+    name: &str,
+    c: &ServiceConfig,
+    may_truncate: bool,
+) -> Result<Child, String> {
     let logs = shared.state_dir.join("supervisor").join("logs");
     fs::DirBuilder::new()
         .recursive(true)
@@ -213,7 +230,8 @@ fn spawn(shared: &Shared, name: &str, c: &ServiceConfig) -> Result<Child, String
         .create(&logs)
         .map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
     let log_path = logs.join(format!("{name}.log"));
-    let truncate = fs::metadata(&log_path).is_ok_and(|m| m.len() > MAX_OUTPUT_LOG_BYTES);
+    let truncate =
+        may_truncate && fs::metadata(&log_path).is_ok_and(|m| m.len() > MAX_OUTPUT_LOG_BYTES);
     let out = OpenOptions::new()
         .create(true)
         .append(!truncate)
@@ -228,7 +246,7 @@ fn spawn(shared: &Shared, name: &str, c: &ServiceConfig) -> Result<Child, String
     let (program, args) = c
         .argv
         .split_first()
-        .ok_or_else(|| "ExecStart= is empty".to_owned())?;
+        .ok_or_else(|| "the command line is empty".to_owned())?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -485,6 +503,99 @@ pub(super) fn start(
     Err(format!(
         "service {name} did not start: {}",
         st.last_exit.as_deref().unwrap_or("no process within 10 s")
+    ))
+}
+
+/// Reloads a running service without restarting it: runs its `ExecReload=` commands one
+/// after another (each like the service's process: its environment plus `MAINPID`, user,
+/// group, working directory, output to its log; a failure fails the reload unless the line
+/// has the `-` prefix), or sends SIGHUP to the main process when the unit has none. The
+/// unit is read anew. An error when the service does not run (also between restarts), like
+/// `systemctl reload`.
+///
+/// The service's lock is held throughout: its main process cannot be reaped, so its pid
+/// cannot be reused while the signal or a command (through `$MAINPID`) addresses it.
+pub(super) fn reload(shared: &Shared, name: &str) -> Result<ServiceStatus, String> {
+    if shared.shutting_down.load(Ordering::SeqCst) {
+        return Err("the supervisor is shutting down".to_owned());
+    }
+    let not_running = || format!("cannot reload {name}: it is not running");
+    let svc = shared.known(name).ok_or_else(not_running)?;
+    let st = svc.lock();
+    let Some(pid) = st.pid.filter(|_| st.want) else {
+        return Err(not_running());
+    };
+    let result = config::load(&shared.host, name)
+        .and_then(|c| run_reload(shared, name, &c, pid))
+        .map_err(|e| format!("cannot reload {name}: {e}"));
+    match &result {
+        Ok(how) => shared.event(
+            name,
+            EventKind::Reloaded,
+            Some(pid),
+            None,
+            Some(how.clone()),
+        ),
+        Err(e) => shared.event(
+            name,
+            EventKind::ReloadFailed,
+            Some(pid),
+            None,
+            Some(e.clone()),
+        ),
+    }
+    result.map(|_| svc.status(&st))
+}
+
+/// What a reload of the process `pid` does (see [`reload`]); says what it did.
+fn run_reload(shared: &Shared, name: &str, c: &ServiceConfig, pid: u32) -> Result<String, String> {
+    if c.reload.is_empty() {
+        let p = pid_of(pid).ok_or_else(|| format!("invalid pid {pid}"))?;
+        rustix::process::kill_process(p, Signal::HUP)
+            .map_err(|e| format!("cannot send SIGHUP to process {pid}: {e}"))?;
+        return Ok("SIGHUP to the main process".to_owned());
+    }
+    let deadline = Instant::now() + RELOAD_TIMEOUT;
+    let commands = c.reload_commands(name, pid)?;
+    let environment = c.reload_environment(pid);
+    for (argv, ignore_failure) in &commands {
+        let command = ServiceConfig {
+            argv: argv.clone(),
+            environment: environment.clone(),
+            ..c.clone()
+        };
+        let line = argv.join(" ");
+        let mut child = spawn_command(shared, name, &command, false)
+            .map_err(|e| format!("ExecReload=: {e}"))?;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(None) => {
+                    // Not reaped yet: the group id is still this child's.
+                    signal_group(child.id(), Signal::KILL);
+                    let _ = child.wait();
+                    return Err(format!(
+                        "ExecReload= `{line}` did not finish within {} s",
+                        RELOAD_TIMEOUT.as_secs()
+                    ));
+                }
+                Err(e) => return Err(format!("ExecReload= `{line}`: cannot wait for it: {e}")),
+            }
+        };
+        if !status.success() && !ignore_failure {
+            return Err(format!(
+                "ExecReload= `{line}` failed ({})",
+                describe(status)
+            ));
+        }
+    }
+    Ok(format!(
+        "ExecReload= ({} command{})",
+        commands.len(),
+        if commands.len() == 1 { "" } else { "s" }
     ))
 }
 

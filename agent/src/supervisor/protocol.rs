@@ -31,6 +31,10 @@ pub enum Op {
     Stop { service: String },
     /// Stop (if running) and start again with the unit read anew.
     Restart { service: String },
+    /// Ask the running process to reload its configuration: the unit's `ExecReload=`
+    /// commands (with `$MAINPID`), or SIGHUP to the main process when it has none. The
+    /// process is not restarted; an error when the service does not run.
+    Reload { service: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -310,7 +310,12 @@ impl Watcher<'_, '_> {
     ) -> Result<BTreeSet<ResourceId>, WatchError> {
         let changes: HashMap<&ResourceId, &Change> = changes
             .iter()
-            .filter(|c| !matches!(c.action, Action::Restart | Action::Unmanage))
+            .filter(|c| {
+                !matches!(
+                    c.action,
+                    Action::Restart | Action::Reload | Action::Unmanage
+                )
+            })
             .map(|c| (&c.id, c))
             .collect();
         let at = now();

@@ -16,7 +16,8 @@ use agent::supervisor::protocol::{self, Op};
 use agent::{ApplyOptions, ApplyReport, ApplyStatus, Outcome, RealHost};
 use state::digest::sha256;
 use state::{
-    DesiredState, HealthCheck, Probe, RestartPolicy, ServiceSpec, ServiceState, Spec, UnitFile,
+    DesiredState, HealthCheck, NotifyAction, Probe, RestartPolicy, ServiceSpec, ServiceState, Spec,
+    UnitFile,
 };
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -217,6 +218,7 @@ fn service(name: &str, unit: &str) -> ServiceSpec {
         restart: RestartPolicy::No,
         health_check: None,
         environment: BTreeMap::new(),
+        on_notify: NotifyAction::Restart,
     }
 }
 
@@ -604,6 +606,214 @@ fn notify_restarts_the_service_and_skips_when_the_trigger_failed() {
     assert_eq!(status(&sb, "app").pid, Some(new_pid));
 }
 
+/// A desired state: `/etc/app/app.conf` with `content`, notifying service `app`.
+fn notifying_config(app: &ServiceSpec, content: &str) -> DesiredState {
+    let mut conf = resource(file("/etc/app/app.conf", content, "0644"));
+    conf.notify = vec!["service:app".parse().expect("id")];
+    desired_resources(vec![conf, resource(Spec::Service(app.clone()))])
+}
+
+#[test]
+fn notify_reloads_with_sighup_keeping_the_process() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("/etc/app")).expect("mkdir");
+    let hups = sb.base.join("hups");
+    let _supervisor = Supervisor::start(&sb);
+    let host = host(&sb);
+    // The shell records each SIGHUP; `wait` returns at once when a trapped signal arrives.
+    // Without the trap, SIGHUP would end it.
+    let app = ServiceSpec {
+        on_notify: NotifyAction::Reload,
+        ..service(
+            "app",
+            &loop_unit(&format!(
+                "trap \"echo hup >> {}\" HUP; while true; do sleep 1 & wait $!; done",
+                hups.display()
+            )),
+        )
+    };
+    let first = apply_with(&sb, &host, &notifying_config(&app, "v1\n"));
+    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
+    let pid = status(&sb, "app").pid.expect("running");
+    assert!(!hups.exists(), "a start is no reload");
+
+    // The file changes: the plan reloads the service, which keeps its process.
+    let desired = notifying_config(&app, "v2\n");
+    let plan = agent::apply::plan_now(&host, &desired).1;
+    let change = plan
+        .changes
+        .iter()
+        .find(|c| c.id.to_string() == "service:app")
+        .expect("a reload");
+    assert_eq!(change.action, state::Action::Reload);
+    assert_eq!(
+        change.triggered_by,
+        ["file:/etc/app/app.conf".parse().expect("id")]
+    );
+    let report = apply_with(&sb, &host, &desired);
+    assert_eq!(report.status, ApplyStatus::Applied, "{report:#?}");
+    let r = outcome(&report, "service:app");
+    assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
+    assert_eq!(r.action, Some(state::Action::Reload));
+    wait_for("the SIGHUP to be handled", || {
+        std::fs::read_to_string(&hups).is_ok_and(|t| t == "hup\n")
+    });
+    assert_eq!(
+        status(&sb, "app").pid,
+        Some(pid),
+        "a reload keeps the process"
+    );
+    assert!(alive(pid));
+    let reloaded = events_of(&sb, "app");
+    let last = reloaded.last().expect("events");
+    assert_eq!(last.event, EventKind::Reloaded);
+    assert_eq!(last.pid, Some(pid));
+    assert_eq!(last.message.as_deref(), Some("SIGHUP to the main process"));
+    assert_eq!(
+        reloaded
+            .iter()
+            .filter(|e| e.event == EventKind::Started)
+            .count(),
+        1,
+        "{reloaded:#?}"
+    );
+
+    // Nothing changed: nothing reloaded.
+    let again = apply_with(&sb, &host, &desired);
+    assert_eq!(again.totals.changed, 0, "{again:#?}");
+    assert_eq!(std::fs::read_to_string(&hups).expect("hups"), "hup\n");
+
+    // The notifying file cannot be written: the reload is skipped, with the reason.
+    std::fs::remove_dir_all(sb.path("/etc/app")).expect("rm");
+    let broken = apply_with(&sb, &host, &notifying_config(&app, "v3\n"));
+    let r = outcome(&broken, "service:app");
+    assert_eq!(r.outcome, Outcome::Skipped, "{r:?}");
+    assert_eq!(
+        r.reason.as_deref(),
+        Some(
+            "not reloaded: `file:/etc/app/app.conf` notifying it failed, so nothing it depends on changed"
+        )
+    );
+    std::fs::create_dir_all(sb.path("/etc/app")).expect("mkdir");
+
+    // A notified service whose unit also changes is restarted, not reloaded: the plan
+    // keeps the update (with its trigger) and the agent restarts it.
+    let changed_unit = ServiceSpec {
+        environment: BTreeMap::from([("MODE".to_owned(), "new".to_owned())]),
+        ..app.clone()
+    };
+    let desired = notifying_config(&changed_unit, "v4\n");
+    let plan = agent::apply::plan_now(&host, &desired).1;
+    let change = plan
+        .changes
+        .iter()
+        .find(|c| c.id.to_string() == "service:app")
+        .expect("an update");
+    assert_eq!(change.action, state::Action::Update);
+    assert!(!change.triggered_by.is_empty());
+    let report = apply_with(&sb, &host, &desired);
+    assert_eq!(report.status, ApplyStatus::Applied, "{report:#?}");
+    let restarted = status(&sb, "app").pid.expect("running");
+    assert_ne!(
+        restarted, pid,
+        "restart wins over reload when the drop-in changed"
+    );
+    assert_eq!(std::fs::read_to_string(&hups).expect("hups"), "hup\n");
+
+    // A service that does not run cannot be reloaded; the supervisor says why.
+    let manager = SupervisorManager::new(&sb.state);
+    assert_eq!(manager.stop("app"), Ok(()));
+    assert_eq!(
+        manager.reload("app"),
+        Err("the supervisor refused: cannot reload app: it is not running".to_owned())
+    );
+    assert_eq!(
+        manager.reload("ghost"),
+        Err("the supervisor refused: cannot reload ghost: it is not running".to_owned())
+    );
+}
+
+#[test]
+fn notify_reload_runs_exec_reload_with_mainpid() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("/etc/app")).expect("mkdir");
+    let marker = sb.base.join("reloads");
+    let _supervisor = Supervisor::start(&sb);
+    let host = host(&sb);
+    // No HUP trap: a SIGHUP would end the process, so an unchanged pid shows that
+    // `ExecReload=` ran instead. `${MAINPID}` is expanded by the supervisor (argument),
+    // `$MAINPID` by the shell from the environment.
+    let unit = format!(
+        "[Service]\nExecStart=/bin/sh -c 'while true; do sleep 1; done'\n\
+         ExecReload=/bin/sh -c 'echo \"reload $0 $MAINPID\" >> {}' ${{MAINPID}}\n\
+         TimeoutStopSec=5s\n\n[Install]\nWantedBy=multi-user.target\n",
+        marker.display()
+    );
+    let app = ServiceSpec {
+        on_notify: NotifyAction::Reload,
+        ..service("app", &unit)
+    };
+    let first = apply_with(&sb, &host, &notifying_config(&app, "v1\n"));
+    assert_eq!(first.status, ApplyStatus::Applied, "{first:#?}");
+    let pid = status(&sb, "app").pid.expect("running");
+
+    let report = apply_with(&sb, &host, &notifying_config(&app, "v2\n"));
+    assert_eq!(report.status, ApplyStatus::Applied, "{report:#?}");
+    let r = outcome(&report, "service:app");
+    assert_eq!(
+        (r.action, r.outcome),
+        (Some(state::Action::Reload), Outcome::Changed),
+        "{r:?}"
+    );
+    // The command ran to its end before the supervisor answered.
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("ExecReload= ran"),
+        format!("reload {pid} {pid}\n")
+    );
+    assert_eq!(status(&sb, "app").pid, Some(pid));
+    assert!(alive(pid));
+    assert_eq!(
+        events_of(&sb, "app").last().and_then(|e| e.message.clone()),
+        Some("ExecReload= (1 command)".to_owned())
+    );
+
+    // A failing `ExecReload=` fails the reload (the supervisor reads the unit anew) and
+    // leaves the process alone; with the `-` prefix its failure is ignored.
+    let manager = SupervisorManager::new(&sb.state);
+    let unit_path = sb.path("/etc/systemd/system/app.service");
+    std::fs::write(
+        &unit_path,
+        unit.replace("ExecReload=", "ExecReload=/bin/sh -c 'exit 3'\nExecReload="),
+    )
+    .expect("write unit");
+    assert_eq!(
+        manager.reload("app"),
+        Err(
+            "the supervisor refused: cannot reload app: ExecReload= `/bin/sh -c exit 3` failed \
+             (exit 3)"
+                .to_owned()
+        )
+    );
+    assert_eq!(
+        events_of(&sb, "app").last().map(|e| e.event),
+        Some(EventKind::ReloadFailed)
+    );
+    std::fs::write(
+        &unit_path,
+        unit.replace(
+            "ExecReload=",
+            "ExecReload=-/bin/sh -c 'exit 3'\nExecReload=",
+        ),
+    )
+    .expect("write unit");
+    assert_eq!(manager.reload("app"), Ok(()));
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        format!("reload {pid} {pid}\nreload {pid} {pid}\n")
+    );
+    assert_eq!(status(&sb, "app").pid, Some(pid));
+}
+
 #[test]
 fn rollback_restores_unit_files_enablement_and_running_state() {
     let sb = Sandbox::new();
@@ -875,6 +1085,14 @@ fn systemd_backend_enables_and_disables_with_systemctl_root() {
         "{reason}"
     );
     assert!(reason.contains("--service-backend supervisor"), "{reason}");
+    // Nor can a reload: the same reason.
+    let reload = SystemdManager::new("systemctl", &sb.root)
+        .reload("idle")
+        .expect_err("nothing runs under a sandbox root");
+    assert!(
+        reload.starts_with("cannot reload idle: under --root"),
+        "{reload}"
+    );
 }
 
 /// systemd's runtime commands need a running systemd, which this machine does not have:
@@ -896,6 +1114,10 @@ fn systemd_runtime_commands_are_exact() {
                'start web.service'|'stop web.service'|'restart web.service'|'daemon-reload') ;;\n\
                'start bad.service') echo 'Job for bad.service failed.' >&2; exit 1 ;;\n\
                'is-enabled web.service') echo enabled ;;\n\
+               'is-active plain.service') echo active ;;\n\
+               'show --property=CanReload --value web.service') echo yes ;;\n\
+               'show --property=CanReload --value plain.service') echo no ;;\n\
+               'reload web.service'|'kill --kill-who=main --signal=SIGHUP plain.service') ;;\n\
                'enable web.service'|'disable web.service') ;;\n\
                *) echo \"unexpected: $*\" >&2; exit 99 ;;\n\
              esac\n",
@@ -914,6 +1136,13 @@ fn systemd_runtime_commands_are_exact() {
     assert_eq!(m.stop("web"), Ok(()));
     assert_eq!(m.restart("web"), Ok(()));
     assert_eq!(m.reload_units(), Ok(()));
+    // `ExecReload=` (CanReload=yes): systemctl reload; without: SIGHUP to the main process.
+    assert_eq!(m.reload("web"), Ok(()));
+    assert_eq!(m.reload("plain"), Ok(()));
+    assert_eq!(
+        m.reload("idle"),
+        Err("cannot reload idle: it is not running".into())
+    );
     assert_eq!(m.is_enabled(&host, "web"), Ok(true));
     assert_eq!(m.set_enabled(&host, "web", true), Ok(()));
     assert_eq!(m.set_enabled(&host, "web", false), Ok(()));
@@ -930,7 +1159,11 @@ fn systemd_runtime_commands_are_exact() {
     assert_eq!(
         log,
         "is-active web.service\nis-active idle.service\nstart web.service\nstop web.service\n\
-         restart web.service\ndaemon-reload\nis-enabled web.service\nenable web.service\n\
+         restart web.service\ndaemon-reload\n\
+         is-active web.service\nshow --property=CanReload --value web.service\nreload web.service\n\
+         is-active plain.service\nshow --property=CanReload --value plain.service\n\
+         kill --kill-who=main --signal=SIGHUP plain.service\nis-active idle.service\n\
+         is-enabled web.service\nenable web.service\n\
          disable web.service\nstart bad.service\n"
     );
 }

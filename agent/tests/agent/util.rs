@@ -247,6 +247,7 @@ pub fn service(name: &str) -> Spec {
         restart: state::RestartPolicy::No,
         health_check: None,
         environment: BTreeMap::new(),
+        on_notify: state::NotifyAction::Restart,
     })
 }
 

@@ -4,17 +4,17 @@
 use crate::diagnostic::{Code, Diagnostic};
 use crate::loader::Located;
 use crate::manifest::{
-    EnsureDecl, FileRes, HealthCheckDecl, PackageStateDecl, Resource, RestartDecl, RoleDoc,
-    ServiceRes, ServiceStateDecl, SysctlValue, UnitDecl,
+    EnsureDecl, FileRes, HealthCheckDecl, OnNotifyDecl, PackageStateDecl, Resource, RestartDecl,
+    RoleDoc, ServiceRes, ServiceStateDecl, SysctlValue, UnitDecl,
 };
 use crate::snapshot::Snapshot;
 use crate::template::Templates;
 use crate::yaml::Pos;
 use state::digest::sha256;
 use state::{
-    DirectorySpec, Ensure, FileSpec, GroupSpec, HealthCheck, PackageEnsure, PackageSpec, Probe,
-    ResourceId, ResourceKind, RestartPolicy, ServiceSpec, ServiceState, Spec, SymlinkSpec,
-    SysctlSpec, UnitFile, UserSpec,
+    DirectorySpec, Ensure, FileSpec, GroupSpec, HealthCheck, NotifyAction, PackageEnsure,
+    PackageSpec, Probe, ResourceId, ResourceKind, RestartPolicy, ServiceSpec, ServiceState, Spec,
+    SymlinkSpec, SysctlSpec, UnitFile, UserSpec,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -607,6 +607,10 @@ fn lower_service(ctx: &mut Ctx<'_>, r: &ServiceRes) -> Option<(ResourceId, Body)
         },
         health_check,
         environment: r.environment.clone(),
+        on_notify: match r.on_notify {
+            Some(OnNotifyDecl::Reload) => NotifyAction::Reload,
+            Some(OnNotifyDecl::Restart) | None => NotifyAction::Restart,
+        },
     };
     let id = ResourceId::new(ResourceKind::Service, &r.service);
     let Some(UnitDecl {

@@ -226,7 +226,7 @@ pub struct FileRes {
     /// Resources applied before this one.
     #[serde(default)]
     pub requires: Vec<Reference>,
-    /// Services restarted when this resource changes.
+    /// Services restarted (or reloaded, per their `onNotify`) when this resource changes.
     #[serde(default)]
     pub notify: Vec<Reference>,
 }
@@ -309,10 +309,22 @@ pub struct ServiceRes {
     /// Environment variables for the service's processes.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// What a change of a resource that `notify`s this service does to it while it runs:
+    /// `restart` (default) or `reload` (`ExecReload=`, or SIGHUP to the main process when
+    /// the unit has none). A change of its unit or drop-in (`restart`, `environment`,
+    /// `healthCheck`) restarts it anyway.
+    pub on_notify: Option<OnNotifyDecl>,
     #[serde(default)]
     pub requires: Vec<Reference>,
     #[serde(default)]
     pub notify: Vec<Reference>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnNotifyDecl {
+    Restart,
+    Reload,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

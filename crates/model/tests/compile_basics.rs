@@ -80,3 +80,48 @@ spec:
             .is_empty()
     );
 }
+
+#[test]
+fn on_notify_lowers_to_the_service_spec_and_defaults_to_restart() {
+    let role = r#"apiVersion: centossrv.io/v1
+kind: Role
+metadata: {name: web}
+spec:
+  selector:
+    matchLabels: {role: web}
+  resources:
+    - service: nginx
+      onNotify: reload
+    - service: app
+      onNotify: restart
+    - service: db
+    - file: /etc/nginx/nginx.conf
+      content: "x\n"
+      notify: [service:nginx, service:app, service:db]
+"#;
+    let snap = snapshot(&[("nodes/web-01.yaml", NODE_WEB), ("roles/web.yaml", role)]);
+    let compiled = compile(&snap);
+    assert!(
+        compiled.diagnostics.is_empty(),
+        "{:?}",
+        compiled.diagnostics
+    );
+    let web = compiled.model.desired_for("web-01").expect("web-01");
+    let on_notify = |name: &str| {
+        web.resources
+            .iter()
+            .find_map(|r| match &r.spec {
+                state::Spec::Service(s) if s.name == name => Some(s.on_notify),
+                _ => None,
+            })
+            .expect("declared")
+    };
+    assert_eq!(on_notify("nginx"), state::NotifyAction::Reload);
+    assert_eq!(on_notify("app"), state::NotifyAction::Restart);
+    assert_eq!(on_notify("db"), state::NotifyAction::Restart);
+    // The default is left out of the desired state's JSON (digests of existing states do
+    // not change); `reload` is written.
+    let json = serde_json::to_string(web).expect("json");
+    assert_eq!(json.matches("\"on_notify\"").count(), 1, "{json}");
+    assert!(json.contains("\"on_notify\":\"reload\""), "{json}");
+}

@@ -33,10 +33,18 @@ impl ChangeSet {
         })
     }
 
+    /// Whether a service restarts: a notified restart, or a notified service that is also
+    /// updated (the agent restarts it when its unit or drop-in changed).
     pub fn restarts(&self) -> bool {
-        self.changes
-            .iter()
-            .any(|c| c.action == Action::Restart || !c.triggered_by.is_empty())
+        self.changes.iter().any(|c| {
+            c.action == Action::Restart
+                || (c.action != Action::Reload && !c.triggered_by.is_empty())
+        })
+    }
+
+    /// Whether a service reloads (`on_notify: reload`): it keeps running.
+    pub fn reloads(&self) -> bool {
+        self.changes.iter().any(|c| c.action == Action::Reload)
     }
 
     /// Lines added and removed across the set's diffs.

@@ -405,7 +405,7 @@ fn details(out: &mut String, set: &ChangeSet, level: Level) {
             if !props.is_empty() {
                 let _ = write!(line, ": {}", escape(&props.join("; ")));
             }
-            if c.action == Action::Restart || !c.triggered_by.is_empty() {
+            if matches!(c.action, Action::Restart | Action::Reload) || !c.triggered_by.is_empty() {
                 let by: Vec<String> = c.triggered_by.iter().map(ToString::to_string).collect();
                 let _ = write!(line, " (notified by {})", escape(&by.join(", ")));
             }

@@ -56,6 +56,7 @@ pub fn phrase(c: &Change) -> String {
     let kind = c.id.kind;
     match c.action {
         Action::Restart => format!("restart {name}"),
+        Action::Reload => format!("reload {name}"),
         Action::Unmanage => format!("stop managing {kind} {name}"),
         Action::Delete => format!("remove {kind} {name}"),
         Action::Create if kind == ResourceKind::Package => {
@@ -86,12 +87,14 @@ pub fn phrase(c: &Change) -> String {
     }
 }
 
-/// The set's disruption: `destructive`, `restart`, `reverts drift` or `—`.
+/// The set's disruption: `destructive`, `restart`, `reload`, `reverts drift` or `—`.
 pub fn disruption(set: &ChangeSet) -> &'static str {
     if set.destructive() {
         "destructive"
     } else if set.restarts() {
         "restart"
+    } else if set.reloads() {
+        "reload"
     } else if set.has_drift() {
         "reverts drift"
     } else {

@@ -1,5 +1,5 @@
 //! The terminal printer, in the manner of `terraform plan`: one block per change set,
-//! `+` create, `~` update, `-` delete, `↻` restart, colour when writing to a terminal.
+//! `+` create, `~` update, `-` delete, `↻` restart, `↺` reload, colour when writing to a terminal.
 
 use crate::Report;
 use crate::summary::{cause_tag, count, short, thousands, value};
@@ -107,6 +107,7 @@ pub fn text(report: &Report, color: bool) -> String {
                 Action::Update => ("~", YELLOW),
                 Action::Delete => ("-", RED),
                 Action::Restart => ("↻", CYAN),
+                Action::Reload => ("↺", CYAN),
                 Action::Unmanage => ("○", DIM),
             };
             let mut line = format!("  {} {} {}", paint.p(style, sign), c.action.as_str(), c.id);

@@ -42,7 +42,8 @@ fn variant(seed: u64, diff_lines: usize) -> Vec<Change> {
                     Action::Update,
                     Action::Delete,
                     Action::Restart,
-                ][(seed as usize + i) % 4],
+                    Action::Reload,
+                ][(seed as usize + i) % 5],
                 cause: if (seed + i as u64).is_multiple_of(3) {
                     Cause::Drift
                 } else {

@@ -8,9 +8,9 @@ pub mod resource;
 
 pub use desired::{DESIRED_FORMAT, DesiredResource, DesiredState, Origin};
 pub use resource::{
-    DirectorySpec, Ensure, FileSpec, GroupSpec, HealthCheck, PackageEnsure, PackageSpec, Probe,
-    ResourceId, ResourceKind, RestartPolicy, ServiceSpec, ServiceState, Spec, SymlinkSpec,
-    SysctlSpec, UnitFile, UserSpec,
+    DirectorySpec, Ensure, FileSpec, GroupSpec, HealthCheck, NotifyAction, PackageEnsure,
+    PackageSpec, Probe, ResourceId, ResourceKind, RestartPolicy, ServiceSpec, ServiceState, Spec,
+    SymlinkSpec, SysctlSpec, UnitFile, UserSpec,
 };
 pub mod observed;
 pub mod outcome;

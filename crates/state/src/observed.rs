@@ -51,6 +51,12 @@ impl ObservedState {
                     content: None,
                     ..f.clone()
                 }),
+                // What to do on a notification is not observed: an agent reports the
+                // default.
+                Spec::Service(s) => Spec::Service(crate::ServiceSpec {
+                    on_notify: crate::NotifyAction::default(),
+                    ..s.clone()
+                }),
                 other => other.clone(),
             };
             observed.resources.insert(r.id.clone(), spec);

@@ -5,7 +5,9 @@
 
 use crate::desired::DesiredState;
 use crate::observed::ObservedState;
-use crate::resource::{Ensure, PackageEnsure, ResourceId, ResourceKind, ServiceState, Spec};
+use crate::resource::{
+    Ensure, NotifyAction, PackageEnsure, ResourceId, ResourceKind, ServiceState, Spec,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -40,18 +42,22 @@ pub enum Action {
     Delete,
     /// A service restarted because a resource that notifies it changes.
     Restart,
+    /// A running service asked to reload its configuration because a resource that notifies
+    /// it changes (its spec says `on_notify: reload`); the process keeps running.
+    Reload,
     /// No longer in the desired state: left on the host as it is, no longer managed.
     Unmanage,
 }
 
 impl Action {
-    /// The verb reports use: `create`, `update`, `delete`, `restart`, `unmanage`.
+    /// The verb reports use: `create`, `update`, `delete`, `restart`, `reload`, `unmanage`.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
             Action::Update => "update",
             Action::Delete => "delete",
             Action::Restart => "restart",
+            Action::Reload => "reload",
             Action::Unmanage => "unmanage",
         }
     }
@@ -93,7 +99,8 @@ pub struct Change {
     /// The resource is sensitive: values are digests and there is no diff.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
-    /// For a restart: the resources whose change triggers it.
+    /// For a restart or reload (or an update of a notified service): the resources whose
+    /// change triggers it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggered_by: Vec<ResourceId>,
     /// The resource's current state was not observed (new to this node); `before` values
@@ -693,8 +700,11 @@ pub fn unified_diff(name: &str, old: &str, new: &str) -> String {
         .to_string()
 }
 
-/// Adds a restart for every service notified by a changed resource, unless the service is
-/// itself created or stopped by the plan.
+/// Adds a restart (or, for a service whose spec says `on_notify: reload`, a reload) for
+/// every service notified by a changed resource, unless the service is itself created or
+/// stopped by the plan. A service the plan already updates keeps its update, with
+/// `triggered_by` set: the agent restarts it when its unit or drop-in changed (restart wins
+/// over reload) and otherwise does what its spec says.
 fn add_restarts(
     desired: &[std::sync::Arc<crate::desired::DesiredResource>],
     changes: &mut Vec<Change>,
@@ -713,13 +723,18 @@ fn add_restarts(
         }
     }
     for (service, (by, cause)) in triggers {
-        let stops = desired.iter().any(|r| {
-            r.id == service
-                && matches!(&r.spec, Spec::Service(s) if s.state == ServiceState::Stopped)
+        let spec = desired.iter().find_map(|r| match &r.spec {
+            Spec::Service(s) if r.id == service => Some(s),
+            _ => None,
         });
+        let stops = spec.is_some_and(|s| s.state == ServiceState::Stopped);
         if stops || service.kind != ResourceKind::Service {
             continue;
         }
+        let action = match spec.map(|s| s.on_notify) {
+            Some(NotifyAction::Reload) => Action::Reload,
+            _ => Action::Restart,
+        };
         match changes.iter_mut().find(|c| c.id == service) {
             Some(existing) if existing.action == Action::Create => {}
             Some(existing) => existing.triggered_by = by,
@@ -740,7 +755,7 @@ fn add_restarts(
                     position,
                     Change {
                         id: service,
-                        action: Action::Restart,
+                        action,
                         cause,
                         properties: Vec::new(),
                         diff: None,

@@ -261,6 +261,25 @@ pub enum RestartPolicy {
     OnFailure,
 }
 
+/// What a service does when a resource that `notify`s it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyAction {
+    /// Stop and start it again (the default).
+    #[default]
+    Restart,
+    /// Ask the running process to reload its configuration (`ExecReload=`, or SIGHUP to the
+    /// main process when the unit has none); the process keeps running.
+    Reload,
+}
+
+impl NotifyAction {
+    /// Whether this is the default (`restart`), which serialized states leave out.
+    pub fn is_default(&self) -> bool {
+        *self == NotifyAction::Restart
+    }
+}
+
 /// A systemd unit file managed alongside the service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitFile {
@@ -299,6 +318,11 @@ pub struct ServiceSpec {
     pub health_check: Option<HealthCheck>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+    /// What a notification does to the running service. Not a property of the host: it is
+    /// never observed, compared or planned as a change, only read by `plan()` to choose
+    /// between a restart and a reload. Observed states carry the default.
+    #[serde(default, skip_serializing_if = "NotifyAction::is_default")]
+    pub on_notify: NotifyAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

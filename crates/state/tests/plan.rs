@@ -2,8 +2,9 @@
 
 use state::digest::sha256;
 use state::{
-    Action, Cause, DesiredResource, DesiredState, Ensure, FileSpec, NodeStatus, ObservedState,
-    Origin, PackageEnsure, PackageSpec, ResourceId, ServiceSpec, ServiceState, Spec, plan,
+    Action, Cause, DesiredResource, DesiredState, Ensure, FileSpec, NodeStatus, NotifyAction,
+    ObservedState, Origin, PackageEnsure, PackageSpec, ResourceId, ServiceSpec, ServiceState, Spec,
+    plan,
 };
 use std::sync::Arc;
 
@@ -36,7 +37,32 @@ fn service(name: &str) -> Spec {
         restart: Default::default(),
         health_check: None,
         environment: Default::default(),
+        on_notify: NotifyAction::Restart,
     })
+}
+
+/// `service(name)` with `on_notify: reload` and `state`.
+fn reloading(name: &str, state: ServiceState) -> Spec {
+    match service(name) {
+        Spec::Service(s) => Spec::Service(ServiceSpec {
+            on_notify: NotifyAction::Reload,
+            state,
+            ..s
+        }),
+        _ => unreachable!("a service"),
+    }
+}
+
+/// `web()` whose nginx reloads on notify.
+fn web_reloading(conf: &str) -> DesiredState {
+    desired(vec![
+        resource(package("nginx", PackageEnsure::Version("1.20".into())), &[]),
+        resource(
+            file("/etc/nginx/nginx.conf", conf, "0644"),
+            &["service:nginx"],
+        ),
+        resource(reloading("nginx", ServiceState::Running), &[]),
+    ])
 }
 
 fn resource(spec: Spec, notify: &[&str]) -> DesiredResource {
@@ -297,4 +323,135 @@ fn carried_positions_never_change_a_plan() {
             );
         }
     }
+
+#[test]
+fn notify_reloads_a_service_that_asks_for_it() {
+    let base = web_reloading("a\n");
+    let head = web_reloading("b\n");
+    // `on_notify` is not a property of the host: a converged node has nothing to do.
+    let converged = ObservedState::converged(&base);
+    assert!(
+        plan(Some(&base), Some(&converged), Some(&base))
+            .changes
+            .is_empty()
+    );
+    let p = plan(Some(&head), Some(&converged), Some(&base));
+    let ids: Vec<(String, Action)> = p
+        .changes
+        .iter()
+        .map(|c| (c.id.to_string(), c.action))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("file:/etc/nginx/nginx.conf".to_owned(), Action::Update),
+            ("service:nginx".to_owned(), Action::Reload)
+        ]
+    );
+    let reload = &p.changes[1];
+    assert_eq!(reload.triggered_by, [id("file:/etc/nginx/nginx.conf")]);
+    assert_eq!(reload.cause, Cause::Intent);
+    assert!(reload.properties.is_empty() && !reload.destructive);
+    assert_eq!(Action::Reload.as_str(), "reload");
+    assert_eq!(
+        serde_json::to_value(Action::Reload).expect("json"),
+        serde_json::json!("reload")
+    );
+    // The agent (no base) derives the same digest; the action is part of it, so a restart
+    // plan of the same change is another plan.
+    assert_eq!(p.digest, plan(Some(&head), Some(&converged), None).digest);
+    let restart = plan(
+        Some(&web("b\n", "0644", "1.20")),
+        Some(&ObservedState::converged(&web("a\n", "0644", "1.20"))),
+        None,
+    );
+    assert_eq!(restart.changes[1].action, Action::Restart);
+    assert_ne!(p.digest, restart.digest);
+}
+
+#[test]
+fn reload_is_not_added_to_created_stopped_or_updated_services() {
+    let conf = |content: &str| resource(file("/etc/app.conf", content, "0644"), &["service:app"]);
+    let base = |state| desired(vec![conf("a\n"), resource(reloading("app", state), &[])]);
+    let head = |state| desired(vec![conf("b\n"), resource(reloading("app", state), &[])]);
+
+    // Created by this plan: started, not also reloaded.
+    let mut observed = ObservedState::converged(&base(ServiceState::Running));
+    observed.resources.remove(&id("service:app"));
+    let created = plan(Some(&head(ServiceState::Running)), Some(&observed), None);
+    let app = created
+        .changes
+        .iter()
+        .find(|c| c.id == id("service:app"))
+        .expect("app");
+    assert_eq!(app.action, Action::Create);
+    assert!(app.triggered_by.is_empty());
+
+    // Stopped: never reloaded, whether it stops now or already was stopped.
+    let stopping = plan(
+        Some(&head(ServiceState::Stopped)),
+        Some(&ObservedState::converged(&base(ServiceState::Running))),
+        None,
+    );
+    let app = stopping
+        .changes
+        .iter()
+        .find(|c| c.id == id("service:app"))
+        .expect("app");
+    assert_eq!(app.action, Action::Update);
+    assert!(app.triggered_by.is_empty());
+    let stopped = plan(
+        Some(&head(ServiceState::Stopped)),
+        Some(&ObservedState::converged(&base(ServiceState::Stopped))),
+        None,
+    );
+    assert_eq!(
+        stopped
+            .changes
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect::<Vec<_>>(),
+        ["file:/etc/app.conf"]
+    );
+
+    // Updated by this plan (here: enabled drifted): the update carries the trigger and no
+    // separate reload is planned (the agent restarts it if its unit or drop-in changes).
+    let mut drifted = ObservedState::converged(&base(ServiceState::Running));
+    if let Some(Spec::Service(s)) = drifted.resources.get_mut(&id("service:app")) {
+        s.enabled = Some(false);
+    }
+    let updated = plan(Some(&head(ServiceState::Running)), Some(&drifted), None);
+    let actions: Vec<(String, Action)> = updated
+        .changes
+        .iter()
+        .map(|c| (c.id.to_string(), c.action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("file:/etc/app.conf".to_owned(), Action::Update),
+            ("service:app".to_owned(), Action::Update)
+        ]
+    );
+    assert_eq!(updated.changes[1].triggered_by, [id("file:/etc/app.conf")]);
+}
+
+#[test]
+fn on_notify_is_serialized_only_when_it_is_reload() {
+    let restart = serde_json::to_value(service("nginx")).expect("json");
+    assert!(restart.get("on_notify").is_none(), "{restart}");
+    let reload = serde_json::to_value(reloading("nginx", ServiceState::Running)).expect("json");
+    assert_eq!(reload["on_notify"], "reload");
+    let back: Spec = serde_json::from_value(reload).expect("parse");
+    assert_eq!(back, reloading("nginx", ServiceState::Running));
+    // States written before the field existed read as restart.
+    let old: Spec = serde_json::from_value(restart).expect("parse");
+    assert_eq!(old, service("nginx"));
+    // What an agent reports never says reload.
+    let observed = ObservedState::converged(&web_reloading("a\n"));
+    assert!(
+        !serde_json::to_string(&observed)
+            .expect("json")
+            .contains("on_notify")
+    );
 }

@@ -493,6 +493,14 @@ async fn apply_runs_keep_per_resource_results() {
                 reason: Some("every resource that notifies it failed".into()),
                 duration_ms: 0,
             },
+            // Stored as its verb and read back (both backends).
+            ResourceResult {
+                resource: "service:haproxy".parse().expect("id"),
+                action: Some(Action::Reload),
+                outcome: Outcome::Changed,
+                reason: None,
+                duration_ms: 4,
+            },
         ];
         store
             .finish_apply_run(run, RunStatus::Failed, Some("1 resource failed"), &results)
@@ -531,7 +539,7 @@ async fn apply_runs_keep_per_resource_results() {
             .expect("finish");
         let runs = store.apply_runs_for("a", 10).await.expect("list");
         assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [second, run]);
-        assert_eq!(runs[1].results.len(), 4);
+        assert_eq!(runs[1].results, results);
         assert!(store.apply_run(run + 1000).await.expect("read").is_none());
     })
     .await;
