@@ -323,6 +323,7 @@ fn carried_positions_never_change_a_plan() {
             );
         }
     }
+}
 
 #[test]
 fn notify_reloads_a_service_that_asks_for_it() {
