@@ -50,7 +50,7 @@ mod tests {
         let value = serde_json::json!({"a": [1, "two", null], "b": {"c": "d\"e"}});
         assert_eq!(
             super::sha256_json(&value),
-            super::sha256(&serde_json::to_vec(&value).unwrap())
+            super::sha256(&serde_json::to_vec(&value).expect("json"))
         );
     }
 
