@@ -522,9 +522,6 @@ fn execute(
             }
             let mode = f.mode.as_deref().map(parse_mode).transpose()?;
             let (uid, gid) = ownership(host, f.owner.as_deref(), f.group.as_deref())?;
-            if current.is_none() {
-                require_parent(host, &f.path)?;
-            }
             let existing = current.filter(|m| m.kind == EntryKind::File);
             let content_ok = match (existing, &f.sha256) {
                 (None, _) => false,
@@ -565,9 +562,16 @@ fn execute(
                 uid: uid.or(existing.map(|m| m.uid)),
                 gid: gid.or(existing.map(|m| m.gid)),
             };
+            // A missing parent makes the create fail; only then is it looked at, for an
+            // error that says what to declare (most files go into directories that exist).
             host.stage_file(&f.path, bytes, attrs)
                 .map(Some)
-                .map_err(host_err)
+                .map_err(|e| match current {
+                    None => require_parent(host, &f.path)
+                        .err()
+                        .unwrap_or_else(|| host_err(e)),
+                    Some(_) => host_err(e),
+                })
         }
         Spec::Directory(d) => done(execute_directory(host, d)),
         Spec::Symlink(l) => done(execute_symlink(host, l)),

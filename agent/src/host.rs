@@ -525,28 +525,42 @@ impl Host for RealHost {
     ) -> Result<Staged, HostError> {
         let full = self.resolve(path)?;
         let temp = temp_path(&full);
-        // A temporary file left by an interrupted run is garbage: nothing refers to it.
-        remove_if_exists(&temp)?;
-        let write = || -> Result<(), HostError> {
-            let mut f = OpenOptions::new()
+        let create = || {
+            OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .open(&temp)
-                .map_err(io_err("create", &temp))?;
+        };
+        let write = || -> Result<(), HostError> {
+            let mut f = match create() {
+                // A temporary file left by an interrupted run is garbage: nothing refers
+                // to it. (Removed only when there is one: most applies find none.)
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    remove_if_exists(&temp)?;
+                    create()
+                }
+                other => other,
+            }
+            .map_err(io_err("create", &temp))?;
             f.write_all(content).map_err(io_err("write", &temp))?;
-            let m = f.metadata().map_err(io_err("stat", &temp))?;
-            let uid = attrs.uid.filter(|u| *u != m.uid());
-            let gid = attrs.gid.filter(|g| *g != m.gid());
-            if uid.is_some() || gid.is_some() {
-                std::os::unix::fs::fchown(&f, uid, gid).map_err(io_err("chown", &temp))?;
+            if attrs.uid.is_some() || attrs.gid.is_some() {
+                let m = f.metadata().map_err(io_err("stat", &temp))?;
+                let uid = attrs.uid.filter(|u| *u != m.uid());
+                let gid = attrs.gid.filter(|g| *g != m.gid());
+                if uid.is_some() || gid.is_some() {
+                    std::os::unix::fs::fchown(&f, uid, gid).map_err(io_err("chown", &temp))?;
+                }
             }
             // After chown, which clears setuid and setgid bits.
             f.set_permissions(Permissions::from_mode(attrs.mode))
                 .map_err(io_err("chmod", &temp))
         };
         if let Err(e) = write() {
-            let _ = fs::remove_file(&temp);
+            // Not when the create itself failed: the name may then be someone else's.
+            if !matches!(&e, HostError::Io { op: "create", .. }) {
+                let _ = fs::remove_file(&temp);
+            }
             return Err(e);
         }
         Ok(Staged { temp, full })

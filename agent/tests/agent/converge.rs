@@ -322,3 +322,47 @@ fn other_types_in_the_way_are_replaced_or_refused() {
     assert!(sb.path("/etc/localtime").is_dir());
     assert_eq!(sb.read("/etc/app"), "a file\n");
 }
+
+/// A file whose parent directory is missing or is not a directory fails with a reason that
+/// says what to declare; a temporary file left by an interrupted run is replaced, not an
+/// obstacle; nothing else is touched.
+#[test]
+fn missing_parents_and_leftover_temporary_files() {
+    let sb = Sandbox::new();
+    sb.write("/etc/not-a-dir", "x\n", 0o644);
+    // What an agent killed between creating and renaming leaves behind.
+    sb.write("/etc/motd", "old\n", 0o644);
+    sb.write("/etc/.motd.centossrv-tmp", "half-writ", 0o600);
+    let desired = desired(vec![
+        file("/etc/missing/app.conf", "a\n", "0644"),
+        file("/etc/not-a-dir/app.conf", "b\n", "0644"),
+        file("/etc/motd", "Welcome\n", "0644"),
+    ]);
+    let report = sb.apply(&desired);
+    let reason = |id: &str| {
+        report
+            .resources
+            .iter()
+            .find(|r| r.id.to_string() == id)
+            .map(|r| (r.outcome, r.reason.clone().unwrap_or_default()))
+            .expect("reported")
+    };
+    let (outcome, why) = reason("file:/etc/missing/app.conf");
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(
+        why.contains("/etc/missing does not exist (declare it as a directory resource)"),
+        "{why}"
+    );
+    let (outcome, why) = reason("file:/etc/not-a-dir/app.conf");
+    assert_eq!(outcome, Outcome::Failed);
+    // (Found by the observation already: the path cannot even be looked at.)
+    assert!(
+        why.to_lowercase().contains("not a directory") && why.contains("/etc/not-a-dir"),
+        "{why}"
+    );
+    assert_eq!(reason("file:/etc/motd").0, Outcome::Changed);
+    assert_eq!(sb.read("/etc/motd"), "Welcome\n");
+    assert!(!sb.exists("/etc/.motd.centossrv-tmp"));
+    assert!(!sb.exists("/etc/missing"));
+    assert_eq!(sb.read("/etc/not-a-dir"), "x\n");
+}
