@@ -294,14 +294,7 @@ fn other_types_in_the_way_are_replaced_or_refused() {
     let (_, plan) = agent::apply::plan_now(&sb.host(), &desired);
     assert!(plan.changes.iter().all(|c| c.destructive), "{plan:#?}");
     let report = sb.apply(&desired);
-    let outcome = |id: &str| {
-        report
-            .resources
-            .iter()
-            .find(|r| r.id.to_string() == id)
-            .map(|r| (r.outcome, r.reason.clone().unwrap_or_default()))
-            .expect("reported")
-    };
+    let outcome = |id: &str| outcome_of(&report, id);
     assert_eq!(outcome("file:/etc/hosts").0, Outcome::Changed);
     assert_eq!(sb.read("/etc/hosts"), "127.0.0.1 localhost\n");
     assert_eq!(outcome("symlink:/etc/localtime").0, Outcome::Changed);
@@ -339,14 +332,7 @@ fn missing_parents_and_leftover_temporary_files() {
         file("/etc/motd", "Welcome\n", "0644"),
     ]);
     let report = sb.apply(&desired);
-    let reason = |id: &str| {
-        report
-            .resources
-            .iter()
-            .find(|r| r.id.to_string() == id)
-            .map(|r| (r.outcome, r.reason.clone().unwrap_or_default()))
-            .expect("reported")
-    };
+    let reason = |id: &str| outcome_of(&report, id);
     let (outcome, why) = reason("file:/etc/missing/app.conf");
     assert_eq!(outcome, Outcome::Failed);
     assert!(

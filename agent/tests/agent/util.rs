@@ -299,3 +299,13 @@ pub fn write_desired(dir: &Path, name: &str, desired: &DesiredState) -> PathBuf 
     std::fs::write(&path, serde_json::to_vec(desired).expect("json")).expect("write desired");
     path
 }
+
+/// The outcome of resource `id` in `report`, with its reason ("" without one).
+pub fn outcome_of(report: &agent::ApplyReport, id: &str) -> (agent::Outcome, String) {
+    report
+        .resources
+        .iter()
+        .find(|r| r.id.to_string() == id)
+        .map(|r| (r.outcome, r.reason.clone().unwrap_or_default()))
+        .expect("reported")
+}

@@ -110,6 +110,14 @@ fn id(s: &str) -> ResourceId {
     s.parse().expect("id")
 }
 
+/// Each change's resource and action, in order.
+fn actions(p: &state::NodePlan) -> Vec<(String, Action)> {
+    p.changes
+        .iter()
+        .map(|c| (c.id.to_string(), c.action))
+        .collect()
+}
+
 #[test]
 fn converged_node_has_an_empty_plan() {
     let d = web("a\n", "0644", "1.20");
@@ -130,13 +138,8 @@ fn intent_drift_and_notify_restart() {
         f.mode = Some("0666".into());
     }
     let p = plan(Some(&head), Some(&observed), Some(&base));
-    let ids: Vec<(String, Action)> = p
-        .changes
-        .iter()
-        .map(|c| (c.id.to_string(), c.action))
-        .collect();
     assert_eq!(
-        ids,
+        actions(&p),
         [
             ("file:/etc/nginx/nginx.conf".to_owned(), Action::Update),
             ("service:nginx".to_owned(), Action::Restart)
@@ -337,13 +340,8 @@ fn notify_reloads_a_service_that_asks_for_it() {
             .is_empty()
     );
     let p = plan(Some(&head), Some(&converged), Some(&base));
-    let ids: Vec<(String, Action)> = p
-        .changes
-        .iter()
-        .map(|c| (c.id.to_string(), c.action))
-        .collect();
     assert_eq!(
-        ids,
+        actions(&p),
         [
             ("file:/etc/nginx/nginx.conf".to_owned(), Action::Update),
             ("service:nginx".to_owned(), Action::Reload)
