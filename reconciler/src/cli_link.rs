@@ -69,6 +69,11 @@ pub enum EnrollTokenCommand {
         /// Who creates it, for the audit log (default: $USER).
         #[arg(long, value_name = "NAME")]
         created_by: Option<String>,
+        /// Bind the token to this node name: only it can redeem the token, and it may
+        /// re-enroll a node that is enrolled already (a token without `--node` enrolls new
+        /// nodes only, so it cannot take over an enrolled node's identity).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -110,13 +115,24 @@ pub fn enroll_token(command: &EnrollTokenCommand) -> ExitCode {
         EnrollTokenCommand::Create {
             ttl,
             created_by,
+            node,
             store,
         } => runtime.block_on(async {
             let actor = created_by
                 .clone()
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "operator".into());
-            match create(store, *ttl, &actor).await {
+            if let Some(node) = node
+                && !state::wire::valid_node_name(node)
+            {
+                eprintln!(
+                    "error: `{}` is not a node name: 1-253 characters of [A-Za-z0-9._-], \
+                     starting with a letter or digit",
+                    node.escape_debug()
+                );
+                return ExitCode::from(2);
+            }
+            match create(store, *ttl, &actor, node.as_deref()).await {
                 Ok(token) => {
                     println!("{token}");
                     ExitCode::SUCCESS
@@ -134,17 +150,18 @@ async fn create(
     store: &StoreArgs,
     ttl: Duration,
     actor: &str,
+    node: Option<&str>,
 ) -> Result<String, store::StoreError> {
     let store = store.open().await?;
-    let token = store.create_enrollment_token(ttl, actor).await?;
+    let token = store.create_enrollment_token(ttl, actor, node).await?;
     store
         .audit_append(&AuditRecord {
             actor: actor.to_owned(),
             action: "enroll_token.create".into(),
-            target: "fleet".into(),
+            target: node.map_or_else(|| "fleet".to_owned(), |n| format!("node:{n}")),
             commit: None,
             outcome: "ok".into(),
-            details: serde_json::json!({"ttl_seconds": ttl.as_secs()}),
+            details: serde_json::json!({"ttl_seconds": ttl.as_secs(), "node": node}),
         })
         .await?;
     store.close().await;

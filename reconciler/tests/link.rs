@@ -106,7 +106,7 @@ async fn an_enrolled_agent_connects_and_frames_flow_both_ways() {
         let mut server = Server::start(backend, LinkConfig::default()).await;
         let token = server
             .store
-            .create_enrollment_token(Duration::from_secs(60), "alice")
+            .create_enrollment_token(Duration::from_secs(60), "alice", None)
             .await
             .unwrap();
         let (status, body) = server.enroll("web-1", &token).await;
@@ -181,7 +181,7 @@ async fn bad_enrollments_are_refused_and_audited() {
         let server = Server::start(backend, LinkConfig::default()).await;
         let token = server
             .store
-            .create_enrollment_token(Duration::from_secs(60), "alice")
+            .create_enrollment_token(Duration::from_secs(60), "alice", None)
             .await
             .unwrap();
         assert_eq!(server.enroll("web-1", &token).await.0, 200);
@@ -195,7 +195,7 @@ async fn bad_enrollments_are_refused_and_audited() {
 
         let fresh = server
             .store
-            .create_enrollment_token(Duration::from_secs(60), "alice")
+            .create_enrollment_token(Duration::from_secs(60), "alice", None)
             .await
             .unwrap();
         let (status, body) = server.enroll("../etc", &fresh).await;
@@ -212,13 +212,32 @@ async fn bad_enrollments_are_refused_and_audited() {
         assert_eq!(server.enroll("web-2", &fresh).await.0, 200);
         let expiring = server
             .store
-            .create_enrollment_token(Duration::from_millis(1), "alice")
+            .create_enrollment_token(Duration::from_millis(1), "alice", None)
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         let (status, body) = server.enroll("web-3", &expiring).await;
         assert_eq!(status, 401, "{body}");
         assert!(body.contains("token_expired"), "{body}");
+        // A token for a new machine cannot take over web-1; one bound to web-1 enrolls
+        // nothing else, and re-enrolls web-1.
+        let unbound = server
+            .store
+            .create_enrollment_token(Duration::from_secs(60), "alice", None)
+            .await
+            .unwrap();
+        let (status, body) = server.enroll("web-1", &unbound).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("node_enrolled"), "{body}");
+        let bound = server
+            .store
+            .create_enrollment_token(Duration::from_secs(60), "alice", Some("web-1"))
+            .await
+            .unwrap();
+        let (status, body) = server.enroll("web-4", &bound).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("token_for_other_node"), "{body}");
+        assert_eq!(server.enroll("web-1", &bound).await.0, 200);
 
         let entries = server.store.audit_list(None, 100).await.unwrap().items;
         let outcomes: Vec<&str> = entries
@@ -229,7 +248,8 @@ async fn bad_enrollments_are_refused_and_audited() {
         assert_eq!(
             outcomes,
             [
-                "ok", "denied", "denied", "denied", "denied", "denied", "ok", "denied"
+                "ok", "denied", "denied", "denied", "denied", "denied", "ok", "denied", "denied",
+                "denied", "ok"
             ]
         );
         let text = format!("{entries:?}");

@@ -221,7 +221,7 @@ fn main() {
     let setup = Instant::now();
     let tokens: Vec<String> = (0..agents)
         .map(|_| {
-            rt.block_on(store.create_enrollment_token(Duration::from_secs(3600), "bench"))
+            rt.block_on(store.create_enrollment_token(Duration::from_secs(3600), "bench", None))
                 .expect("token")
         })
         .collect();

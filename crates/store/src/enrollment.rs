@@ -30,6 +30,10 @@ pub enum TokenRefusal {
     Used,
     /// Past its expiry.
     Expired,
+    /// Bound to another node name.
+    OtherNode,
+    /// The node already holds a current credential and the token is not bound to it.
+    NodeEnrolled,
 }
 
 impl TokenRefusal {
@@ -39,6 +43,8 @@ impl TokenRefusal {
             TokenRefusal::Unknown => "token_unknown",
             TokenRefusal::Used => "token_used",
             TokenRefusal::Expired => "token_expired",
+            TokenRefusal::OtherNode => "token_for_other_node",
+            TokenRefusal::NodeEnrolled => "node_enrolled",
         }
     }
 }
@@ -49,6 +55,11 @@ impl std::fmt::Display for TokenRefusal {
             TokenRefusal::Unknown => "the enrollment token is not known",
             TokenRefusal::Used => "the enrollment token was already used",
             TokenRefusal::Expired => "the enrollment token has expired",
+            TokenRefusal::OtherNode => "the enrollment token is bound to another node",
+            TokenRefusal::NodeEnrolled => {
+                "the node is already enrolled: enrolling it again takes a token bound to it \
+                 (`centossrv enroll-token create --node NAME`)"
+            }
         })
     }
 }
@@ -89,8 +100,18 @@ pub(crate) fn has_shape(text: &str, prefix: &str) -> bool {
 
 impl Store {
     /// Creates a one-time enrollment token valid for `ttl` (at most [`MAX_TOKEN_TTL`]) and
-    /// returns its text, which is not stored and cannot be shown again.
-    pub async fn create_enrollment_token(&self, ttl: Duration, created_by: &str) -> Result<String> {
+    /// returns its text, which is not stored and cannot be shown again. With `node`, only
+    /// that node name can redeem it (and it may re-enroll a node that is enrolled already);
+    /// without, it enrolls any name that holds no current credential.
+    pub async fn create_enrollment_token(
+        &self,
+        ttl: Duration,
+        created_by: &str,
+        node: Option<&str>,
+    ) -> Result<String> {
+        if let Some(node) = node {
+            check_node_name(node)?;
+        }
         if ttl.is_zero() || ttl > MAX_TOKEN_TTL {
             return Err(StoreError::Invalid {
                 what: "token lifetime",
@@ -110,13 +131,15 @@ impl Store {
         let token = new_secret(TOKEN_PREFIX)?;
         on_backend!(self, pool => {
             sqlx::query(
-                "INSERT INTO enrollment_tokens (token_hash, created_by, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO enrollment_tokens \
+                 (token_hash, created_by, created_at, expires_at, node_name) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(secret_hash(&token))
             .bind(created_by)
             .bind(at)
             .bind(expires_at)
+            .bind(node)
             .execute(pool)
             .await
             .ctx("create an enrollment token")?;
@@ -143,9 +166,10 @@ impl Store {
         let at = now();
         on_backend!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let claimed: Option<i64> = sqlx::query_scalar(
+            let claimed: Option<Option<String>> = sqlx::query_scalar(
                 "UPDATE enrollment_tokens SET used_at = $1, used_by_node = $2 \
-                 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1 RETURNING id",
+                 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1 \
+                 AND (node_name IS NULL OR node_name = $2) RETURNING node_name",
             )
             .bind(at)
             .bind(node)
@@ -153,21 +177,42 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await
             .ctx("redeem an enrollment token")?;
-            if claimed.is_none() {
-                let row: Option<(Option<chrono::DateTime<chrono::Utc>>,)> = sqlx::query_as(
-                    "SELECT used_at FROM enrollment_tokens WHERE token_hash = $1",
-                )
-                .bind(&token_hash)
-                .fetch_optional(&mut *tx)
-                .await
-                .ctx("look up an enrollment token")?;
+            let Some(bound_to) = claimed else {
+                let row: Option<(Option<chrono::DateTime<chrono::Utc>>, Option<String>)> =
+                    sqlx::query_as(
+                        "SELECT used_at, node_name FROM enrollment_tokens WHERE token_hash = $1",
+                    )
+                    .bind(&token_hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .ctx("look up an enrollment token")?;
                 let reason = match row {
                     None => TokenRefusal::Unknown,
-                    Some((Some(_),)) => TokenRefusal::Used,
-                    Some((None,)) => TokenRefusal::Expired,
+                    Some((Some(_), _)) => TokenRefusal::Used,
+                    Some((None, Some(name))) if name != node => TokenRefusal::OtherNode,
+                    Some((None, _)) => TokenRefusal::Expired,
                 };
                 tx.rollback().await.ctx("end a refused redemption")?;
                 return Err(StoreError::TokenRefused { reason });
+            };
+            // A token not bound to this node never replaces a current credential: it was
+            // handed out for a new machine, not to take over an enrolled one. (Rolled back:
+            // the token stays usable for what it was meant for.)
+            if bound_to.is_none() {
+                let enrolled: Option<i64> = sqlx::query_scalar(
+                    "SELECT c.id FROM node_credentials c JOIN nodes n ON n.id = c.node_id \
+                     WHERE n.name = $1 AND c.revoked_at IS NULL LIMIT 1",
+                )
+                .bind(node)
+                .fetch_optional(&mut *tx)
+                .await
+                .ctx("look for a current node credential")?;
+                if enrolled.is_some() {
+                    tx.rollback().await.ctx("end a refused redemption")?;
+                    return Err(StoreError::TokenRefused {
+                        reason: TokenRefusal::NodeEnrolled,
+                    });
+                }
             }
             sqlx::query(
                 "INSERT INTO nodes (name, in_inventory, created_at, updated_at) \

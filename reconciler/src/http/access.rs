@@ -162,6 +162,10 @@ pub struct NewEnrollmentToken {
     /// Seconds until it expires (default 3600).
     #[serde(default)]
     pub ttl_seconds: Option<u64>,
+    /// Only this node name can redeem the token, and it may re-enroll a node that is
+    /// enrolled already. Without it, the token enrolls a node that holds no credential.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -169,6 +173,9 @@ pub struct EnrollmentToken {
     /// Shown this once, stored only as a hash.
     pub token: String,
     pub ttl_seconds: u64,
+    /// The node the token is bound to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -602,9 +609,22 @@ pub async fn create_enrollment_token(
     Body(body): Body<NewEnrollmentToken>,
 ) -> Result<(StatusCode, Json<EnrollmentToken>), ApiError> {
     let ttl = body.ttl_seconds.unwrap_or(3600);
+    if let Some(node) = &body.node
+        && !state::wire::valid_node_name(node)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "`{}` is not a node name: 1-253 characters of [A-Za-z0-9._-], starting with a \
+             letter or digit",
+            node.escape_debug()
+        )));
+    }
     let token = st
         .store
-        .create_enrollment_token(Duration::from_secs(ttl), &actor_of(Some(&who)))
+        .create_enrollment_token(
+            Duration::from_secs(ttl),
+            &actor_of(Some(&who)),
+            body.node.as_deref(),
+        )
         .await
         .map_err(|e| match e {
             store::StoreError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
@@ -614,9 +634,12 @@ pub async fn create_enrollment_token(
         &st,
         Some(&who),
         "enroll.token",
-        "fleet",
+        &body
+            .node
+            .as_ref()
+            .map_or_else(|| "fleet".to_owned(), |n| format!("node:{n}")),
         "ok",
-        serde_json::json!({"ttl_seconds": ttl}),
+        serde_json::json!({"ttl_seconds": ttl, "node": body.node}),
     )
     .await?;
     Ok((
@@ -624,6 +647,7 @@ pub async fn create_enrollment_token(
         Json(EnrollmentToken {
             token,
             ttl_seconds: ttl,
+            node: body.node,
         }),
     ))
 }

@@ -171,7 +171,7 @@ impl Server {
     pub async fn enrolled(&self, node: &str) -> String {
         let token = self
             .store
-            .create_enrollment_token(Duration::from_secs(60), "test")
+            .create_enrollment_token(Duration::from_secs(60), "test", None)
             .await
             .unwrap();
         let (status, body) = self.enroll(node, &token).await;

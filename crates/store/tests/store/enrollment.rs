@@ -16,7 +16,7 @@ async fn a_token_is_redeemed_once_for_a_working_credential() {
     each_backend(|db| async move {
         let store = db.open().await;
         let token = store
-            .create_enrollment_token(Duration::from_secs(3600), "alice")
+            .create_enrollment_token(Duration::from_secs(3600), "alice", None)
             .await
             .expect("create");
         assert!(token.starts_with("cset_"), "{token}");
@@ -71,7 +71,7 @@ async fn expired_tokens_and_bad_lifetimes_are_refused() {
     each_backend(|db| async move {
         let store = db.open().await;
         let token = store
-            .create_enrollment_token(Duration::from_millis(1), "alice")
+            .create_enrollment_token(Duration::from_millis(1), "alice", None)
             .await
             .expect("create");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -82,7 +82,7 @@ async fn expired_tokens_and_bad_lifetimes_are_refused() {
         assert!(store.node("web-1").await.expect("read").is_none());
         for bad in [Duration::ZERO, Duration::from_secs(400 * 24 * 3600)] {
             assert!(matches!(
-                store.create_enrollment_token(bad, "alice").await,
+                store.create_enrollment_token(bad, "alice", None).await,
                 Err(StoreError::Invalid { .. })
             ));
         }
@@ -95,7 +95,7 @@ async fn concurrent_redemptions_of_one_token_have_one_winner() {
     each_backend(|db| async move {
         let store = db.open().await;
         let token = store
-            .create_enrollment_token(Duration::from_secs(60), "alice")
+            .create_enrollment_token(Duration::from_secs(60), "alice", None)
             .await
             .expect("create");
         let mut tasks = Vec::new();
@@ -142,9 +142,11 @@ async fn re_enrolling_revokes_and_revocation_locks_out() {
             .await
             .expect("upsert");
         let mut credentials = Vec::new();
-        for _ in 0..2 {
+        // The first enrollment with a token for any new node; the second, of the same
+        // node, with a token bound to it (see `tokens_bound_to_a_node`).
+        for bound in [None, Some("db-1")] {
             let token = store
-                .create_enrollment_token(Duration::from_secs(60), "alice")
+                .create_enrollment_token(Duration::from_secs(60), "alice", bound)
                 .await
                 .expect("create");
             credentials.push(
@@ -200,7 +202,7 @@ async fn no_token_or_credential_is_stored_in_plaintext() {
     each_backend(|db| async move {
         let store = db.open().await;
         let token = store
-            .create_enrollment_token(Duration::from_secs(60), "alice")
+            .create_enrollment_token(Duration::from_secs(60), "alice", None)
             .await
             .expect("create");
         let credential = store
@@ -218,6 +220,94 @@ async fn no_token_or_credential_is_stored_in_plaintext() {
                 assert!(!row.contains(random), "{table} holds a secret in plaintext");
             }
         }
+    })
+    .await;
+}
+
+/// A token for a new machine cannot take over an enrolled node: re-enrolling needs a token
+/// bound to that node, and a bound token enrolls no other name.
+#[tokio::test]
+async fn tokens_bound_to_a_node() {
+    each_backend(|db| async move {
+        let store = db.open().await;
+        let first = store
+            .create_enrollment_token(Duration::from_secs(60), "alice", None)
+            .await
+            .expect("create");
+        let credential = store
+            .redeem_enrollment_token(&first, "web-1")
+            .await
+            .expect("redeem");
+
+        // Another unbound token, presented for the enrolled node: refused, and the node's
+        // credential still works; the token is not used up and still enrolls a new node.
+        let spare = store
+            .create_enrollment_token(Duration::from_secs(60), "alice", None)
+            .await
+            .expect("create");
+        assert_eq!(
+            refusal(store.redeem_enrollment_token(&spare, "web-1").await),
+            TokenRefusal::NodeEnrolled
+        );
+        assert_eq!(
+            store.authenticate_node(&credential).await.expect("auth"),
+            Some("web-1".to_owned())
+        );
+        store
+            .redeem_enrollment_token(&spare, "web-9")
+            .await
+            .expect("a new node");
+
+        // A token bound to web-1 enrolls nothing else, and re-enrolls web-1.
+        let bound = store
+            .create_enrollment_token(Duration::from_secs(60), "alice", Some("web-1"))
+            .await
+            .expect("create");
+        for other in ["web-2", "web-9"] {
+            assert_eq!(
+                refusal(store.redeem_enrollment_token(&bound, other).await),
+                TokenRefusal::OtherNode
+            );
+        }
+        assert!(store.node("web-2").await.expect("read").is_none());
+        let renewed = store
+            .redeem_enrollment_token(&bound, "web-1")
+            .await
+            .expect("re-enroll");
+        assert_eq!(
+            store.authenticate_node(&credential).await.expect("auth"),
+            None
+        );
+        assert_eq!(
+            store.authenticate_node(&renewed).await.expect("auth"),
+            Some("web-1".to_owned())
+        );
+        assert_eq!(
+            refusal(store.redeem_enrollment_token(&bound, "web-1").await),
+            TokenRefusal::Used
+        );
+        // After revocation, the node holds no current credential: a token for any new node
+        // may enroll it again (as for a node whose credential was revoked on purpose).
+        store
+            .revoke_node_credentials("web-1")
+            .await
+            .expect("revoke");
+        let again = store
+            .create_enrollment_token(Duration::from_secs(60), "alice", None)
+            .await
+            .expect("create");
+        store
+            .redeem_enrollment_token(&again, "web-1")
+            .await
+            .expect("enroll after revocation");
+
+        // A bad name is refused when the token is created.
+        assert!(matches!(
+            store
+                .create_enrollment_token(Duration::from_secs(60), "alice", Some("bad\nname"))
+                .await,
+            Err(StoreError::Invalid { .. })
+        ));
     })
     .await;
 }

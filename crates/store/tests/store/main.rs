@@ -145,7 +145,7 @@ async fn migrations_run_once_and_reopen_cleanly() {
         let second = db.open().await;
         assert!(second.node("web-1").await.expect("read").is_some());
         second.close().await;
-        assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 5);
+        assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 6);
         assert_eq!(
             db.count("SELECT COUNT(*) FROM audit_head").await,
             1,
