@@ -224,16 +224,21 @@ async fn no_token_or_credential_is_stored_in_plaintext() {
     .await;
 }
 
+/// A token valid for a minute, bound to `node` if given.
+async fn token(store: &store::Store, node: Option<&str>) -> String {
+    store
+        .create_enrollment_token(Duration::from_secs(60), "alice", node)
+        .await
+        .expect("create")
+}
+
 /// A token for a new machine cannot take over an enrolled node: re-enrolling needs a token
 /// bound to that node, and a bound token enrolls no other name.
 #[tokio::test]
 async fn tokens_bound_to_a_node() {
     each_backend(|db| async move {
         let store = db.open().await;
-        let first = store
-            .create_enrollment_token(Duration::from_secs(60), "alice", None)
-            .await
-            .expect("create");
+        let first = token(&store, None).await;
         let credential = store
             .redeem_enrollment_token(&first, "web-1")
             .await
@@ -241,10 +246,7 @@ async fn tokens_bound_to_a_node() {
 
         // Another unbound token, presented for the enrolled node: refused, and the node's
         // credential still works; the token is not used up and still enrolls a new node.
-        let spare = store
-            .create_enrollment_token(Duration::from_secs(60), "alice", None)
-            .await
-            .expect("create");
+        let spare = token(&store, None).await;
         assert_eq!(
             refusal(store.redeem_enrollment_token(&spare, "web-1").await),
             TokenRefusal::NodeEnrolled
@@ -259,10 +261,7 @@ async fn tokens_bound_to_a_node() {
             .expect("a new node");
 
         // A token bound to web-1 enrolls nothing else, and re-enrolls web-1.
-        let bound = store
-            .create_enrollment_token(Duration::from_secs(60), "alice", Some("web-1"))
-            .await
-            .expect("create");
+        let bound = token(&store, Some("web-1")).await;
         for other in ["web-2", "web-9"] {
             assert_eq!(
                 refusal(store.redeem_enrollment_token(&bound, other).await),
@@ -292,10 +291,7 @@ async fn tokens_bound_to_a_node() {
             .revoke_node_credentials("web-1")
             .await
             .expect("revoke");
-        let again = store
-            .create_enrollment_token(Duration::from_secs(60), "alice", None)
-            .await
-            .expect("create");
+        let again = token(&store, None).await;
         store
             .redeem_enrollment_token(&again, "web-1")
             .await
