@@ -557,10 +557,7 @@ impl Host for RealHost {
                 .map_err(io_err("chmod", &temp))
         };
         if let Err(e) = write() {
-            // Not when the create itself failed: the name may then be someone else's.
-            if !matches!(&e, HostError::Io { op: "create", .. }) {
-                let _ = fs::remove_file(&temp);
-            }
+            let _ = fs::remove_file(&temp);
             return Err(e);
         }
         Ok(Staged { temp, full })

@@ -126,9 +126,9 @@ pub fn enroll_token(command: &EnrollTokenCommand) -> ExitCode {
                 && !state::wire::valid_node_name(node)
             {
                 eprintln!(
-                    "error: `{}` is not a node name: 1-253 characters of [A-Za-z0-9._-], \
-                     starting with a letter or digit",
-                    node.escape_debug()
+                    "error: `{}` is not a node name: {}",
+                    node.escape_debug(),
+                    state::wire::NODE_NAME_RULE
                 );
                 return ExitCode::from(2);
             }

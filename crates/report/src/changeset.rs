@@ -66,78 +66,33 @@ impl ChangeSet {
 
 /// Plans are grouped by their changes; where a content change has a diff, the diff stands
 /// for the content digests (a template rendered per node differs in digest, not in diff).
-/// The key is the digest of the plan's JSON with those digests left out, hashed as it is
-/// written (no copy of the changes).
 fn key(plan: &NodePlan) -> String {
     #[derive(Serialize)]
-    struct Key<'a> {
+    struct Key {
         status: NodeStatus,
-        changes: Vec<KeyChange<'a>>,
-        /// Kept so that keys stay what they were when this was a copy of the plan.
+        changes: Vec<Change>,
+        /// Kept so that keys stay what they were.
         _marker: (),
     }
-    /// A change as it serializes, with content digests left out when it has a diff.
-    struct KeyChange<'a>(&'a Change);
-    impl Serialize for KeyChange<'_> {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let c = self.0;
-            if c.diff.is_none() {
-                return c.serialize(serializer);
+    let changes = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            if c.diff.is_some() {
+                for p in &mut c.properties {
+                    if p.name == "content" || p.name == "unit" {
+                        p.before = None;
+                        p.after = None;
+                    }
+                }
             }
-            /// `Change`'s fields and their serde rules, borrowed.
-            #[derive(Serialize)]
-            struct View<'a> {
-                id: &'a state::ResourceId,
-                action: state::Action,
-                cause: state::Cause,
-                properties: Vec<Property<'a>>,
-                #[serde(skip_serializing_if = "Option::is_none")]
-                diff: Option<&'a str>,
-                #[serde(skip_serializing_if = "std::ops::Not::not")]
-                destructive: bool,
-                #[serde(skip_serializing_if = "std::ops::Not::not")]
-                sensitive: bool,
-                #[serde(skip_serializing_if = "<[_]>::is_empty")]
-                triggered_by: &'a [state::ResourceId],
-                #[serde(skip_serializing_if = "std::ops::Not::not")]
-                unobserved: bool,
-            }
-            #[derive(Serialize)]
-            struct Property<'a> {
-                name: &'a str,
-                before: Option<&'a str>,
-                after: Option<&'a str>,
-                cause: state::Cause,
-            }
-            View {
-                id: &c.id,
-                action: c.action,
-                cause: c.cause,
-                properties: c
-                    .properties
-                    .iter()
-                    .map(|p| {
-                        let digest = p.name == "content" || p.name == "unit";
-                        Property {
-                            name: &p.name,
-                            before: p.before.as_deref().filter(|_| !digest),
-                            after: p.after.as_deref().filter(|_| !digest),
-                            cause: p.cause,
-                        }
-                    })
-                    .collect(),
-                diff: c.diff.as_deref(),
-                destructive: c.destructive,
-                sensitive: c.sensitive,
-                triggered_by: &c.triggered_by,
-                unobserved: c.unobserved,
-            }
-            .serialize(serializer)
-        }
-    }
+            c
+        })
+        .collect();
     state::digest::sha256_json(&Key {
         status: plan.status,
-        changes: plan.changes.iter().map(KeyChange).collect(),
+        changes,
         _marker: (),
     })
 }

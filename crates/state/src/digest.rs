@@ -20,16 +20,14 @@ pub fn sha256_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
             Ok(())
         }
     }
-    // serde_json writes a few bytes at a time; the hasher is fed in blocks.
+    // serde_json writes a few bytes at a time; the hasher is fed in blocks. Writing into a
+    // hasher cannot fail; a value JSON cannot represent hashes what was written of it, as
+    // `sha256(&to_vec(value).unwrap_or_default())` would hash nothing: both are a caller's bug.
     let mut hashing = std::io::BufWriter::with_capacity(4096, Hashing(Sha256::new()));
-    // Writing into a hasher cannot fail; a value JSON cannot represent (a map with non-string
-    // keys) is the caller's bug, caught by `json_digest_is_the_digest_of_the_json`'s kind of
-    // test for each caller.
     let _ = serde_json::to_writer(&mut hashing, value);
-    match hashing.into_inner() {
-        Ok(hashing) => hex(&hashing.0.finalize()),
-        Err(_) => unreachable!("writing into a hasher does not fail"),
-    }
+    let _ = std::io::Write::flush(&mut hashing);
+    let (Hashing(hasher), _) = hashing.into_parts();
+    hex(&hasher.finalize())
 }
 
 fn hex(hash: &[u8]) -> String {

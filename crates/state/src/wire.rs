@@ -233,6 +233,10 @@ pub fn encode<T: Serialize>(message: &T) -> String {
     })
 }
 
+/// What [`valid_node_name`] accepts, for error messages.
+pub const NODE_NAME_RULE: &str =
+    "a node name is 1-253 characters of [A-Za-z0-9._-], starting with a letter or digit";
+
 /// A node name as the inventory allows it: 1-253 characters of `[A-Za-z0-9._-]`, starting
 /// with a letter or digit. Enrollment and hello refuse anything else.
 pub fn valid_node_name(name: &str) -> bool {

@@ -613,9 +613,9 @@ pub async fn create_enrollment_token(
         && !state::wire::valid_node_name(node)
     {
         return Err(ApiError::BadRequest(format!(
-            "`{}` is not a node name: 1-253 characters of [A-Za-z0-9._-], starting with a \
-             letter or digit",
-            node.escape_debug()
+            "`{}` is not a node name: {}",
+            node.escape_debug(),
+            state::wire::NODE_NAME_RULE
         )));
     }
     let token = st

@@ -54,7 +54,7 @@ pub(crate) async fn enroll(
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_node_name",
-            "a node name is 1-253 characters of [A-Za-z0-9._-], starting with a letter or digit",
+            state::wire::NODE_NAME_RULE,
         );
     }
     let node = request.node;
